@@ -1,0 +1,138 @@
+//! Taking in object bytes: stream the body into a new blob while hashing it, and hand back a
+//! [`Staged`] blob that is durable but not yet part of any object.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use coffer_crypto::{ChecksumAlgorithm, Checksums, Md5};
+use coffer_storage::{BlobId, BlobStore};
+use futures::{Stream, StreamExt};
+
+use crate::bucket::BucketInfo;
+use crate::error::BodyError;
+use crate::{Error, Result, Store};
+
+/// How to take in a body.
+#[derive(Debug, Clone, Default)]
+pub struct StageOptions {
+    /// Checksums to compute besides the MD5.
+    pub checksums: Vec<ChecksumAlgorithm>,
+    /// The length the client declared, if any: a different length is an error.
+    pub expected_len: Option<u64>,
+    /// Largest body accepted.
+    pub max_len: u64,
+}
+
+/// A body stored in a durable blob that no object points to yet. Dropped without being
+/// committed, its blob is deleted.
+pub struct Staged {
+    pub(crate) blob: BlobId,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
+    blobs: Arc<dyn BlobStore>,
+    committed: bool,
+}
+
+impl Staged {
+    pub fn etag(&self) -> String {
+        hex::encode(self.md5)
+    }
+
+    pub fn checksum(&self, alg: ChecksumAlgorithm) -> Option<&str> {
+        self.checksums
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Checks a `Content-MD5` (base64) and client-sent checksums against what was received.
+    pub fn verify(&self, content_md5: Option<&str>, checksums: &[(ChecksumAlgorithm, String)]) -> Result<()> {
+        if let Some(b64) = content_md5 {
+            let sent = BASE64.decode(b64.trim()).map_err(|_| Error::InvalidDigest)?;
+            if sent.len() != 16 {
+                return Err(Error::InvalidDigest);
+            }
+            if sent != self.md5 {
+                return Err(Error::BadDigest);
+            }
+        }
+        for (alg, sent) in checksums {
+            match self.checksum(*alg) {
+                Some(ours) if ours == sent.trim() => {}
+                Some(_) => return Err(Error::ChecksumMismatch(alg.name())),
+                None => {
+                    return Err(Error::InvalidRequest(format!(
+                        "checksum {} was not computed",
+                        alg.name()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The blob now belongs to a committed record.
+    pub(crate) fn into_committed(mut self) -> BlobId {
+        self.committed = true;
+        self.blob.clone()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let (blobs, id) = (self.blobs.clone(), self.blob.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = blobs.delete(&id).await {
+                    tracing::warn!(blob = %id, error = %e, "discarding a staged blob failed; the next start sweeps it");
+                }
+            });
+        }
+    }
+}
+
+impl Store {
+    /// Streams `body` into a new durable blob for `bucket`.
+    pub async fn stage<S>(&self, _bucket: &BucketInfo, body: S, opts: StageOptions) -> Result<Staged>
+    where
+        S: Stream<Item = Result<Bytes, BodyError>> + Send,
+    {
+        let mut body = std::pin::pin!(body);
+        let mut writer = self.blobs.create().await?;
+        let mut md5 = Md5::new();
+        let mut sums = Checksums::new(opts.checksums.iter().copied());
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Error::Body)?;
+            size += chunk.len() as u64;
+            if size > opts.max_len {
+                return Err(Error::EntityTooLarge);
+            }
+            if opts.expected_len.is_some_and(|n| size > n) {
+                return Err(Error::IncompleteBody);
+            }
+            md5.update(&chunk);
+            sums.update(&chunk);
+            writer.write(chunk).await?;
+        }
+        if opts.expected_len.is_some_and(|n| size != n) {
+            return Err(Error::IncompleteBody);
+        }
+        let blob = writer.id().clone();
+        writer.finish().await?;
+        Ok(Staged {
+            blob,
+            size,
+            md5: md5.finalize(),
+            checksums: sums.finalize(),
+            blobs: self.blobs.clone(),
+            committed: false,
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! The object store's domain: buckets, objects, multipart uploads and listing, on any
+//! [`MetaStore`] and [`BlobStore`].
+//!
+//! Durability rule: an object's bytes are durable in a finished blob before the metadata that
+//! points to them is committed, and a blob is deleted only after no committed record points
+//! to it (and no reader still streams it). A crash in between leaves an unreferenced blob,
+//! which [`Store::sweep_orphans`] removes at start.
+//!
+//! This crate knows nothing of HTTP or S3 wire formats; it never builds a cipher itself.
+
+mod bucket;
+mod copy;
+mod error;
+mod ingest;
+mod leases;
+mod list;
+mod multipart;
+mod object;
+mod precondition;
+mod read;
+mod records;
+mod sweep;
+
+use std::sync::Arc;
+
+use coffer_storage::{BlobStore, MetaStore};
+
+pub use bucket::{BucketInfo, Owner, validate_bucket_name};
+pub use copy::CopySource;
+pub use error::{BodyError, Error, Result};
+pub use ingest::{StageOptions, Staged};
+pub use list::{ListPage, ListQuery, ListedObject};
+pub use multipart::{CompletePart, PartInfo, PartsPage, UploadInfo, UploadsPage, UploadsQuery};
+pub use object::{DeleteOutcome, ObjectAttrs, ObjectInfo, WriteCondition};
+pub use precondition::Preconditions;
+pub use read::{ByteRange, ObjectBody};
+pub use sweep::SweepReport;
+
+/// The S3 rules this store enforces.
+pub mod limits {
+    /// Largest single PUT and largest part.
+    pub const MAX_PUT_SIZE: u64 = 5 << 30;
+    /// Smallest part other than the last.
+    pub const MIN_PART_SIZE: u64 = 5 << 20;
+    pub const MAX_PART_NUMBER: u32 = 10_000;
+    /// Sum of the lengths of user metadata names and values.
+    pub const MAX_USER_METADATA: usize = 2048;
+    pub const MAX_LIST_KEYS: usize = 1000;
+}
+
+/// The object store.
+#[derive(Clone)]
+pub struct Store {
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    leases: Arc<leases::Leases>,
+    region: String,
+}
+
+impl Store {
+    /// `region` is the location buckets are created in (`us-south` by default).
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, region: &str) -> Self {
+        let leases = Arc::new(leases::Leases::new(blobs.clone()));
+        Self {
+            meta,
+            blobs,
+            leases,
+            region: region.to_owned(),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

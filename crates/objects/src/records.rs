@@ -1,0 +1,112 @@
+//! What the store keeps in the metadata store, and under which keys.
+//!
+//! Spaces: `buckets` (name → bucket), `buckets.by-instance` (instance/name → ""), `objects`
+//! (bucket id/key → object), `uploads` (bucket id/key NUL upload id → upload), `parts`
+//! (upload id/part number → part). Object keys are prefixed by the bucket's random id, not its
+//! name, so nothing of a deleted bucket can leak into a new bucket of the same name.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::ObjectAttrs;
+
+pub const BUCKETS: &str = "buckets";
+pub const BUCKETS_BY_INSTANCE: &str = "buckets.by-instance";
+pub const OBJECTS: &str = "objects";
+pub const UPLOADS: &str = "uploads";
+pub const PARTS: &str = "parts";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    /// 32 hex characters, random; prefixes the bucket's object keys.
+    pub id: String,
+    pub name: String,
+    pub instance_id: String,
+    pub account_id: String,
+    /// The LocationConstraint (`us-south-standard`, ...).
+    pub location: String,
+    pub created_ms: i64,
+}
+
+/// One stored piece of an object: a blob holding `size` bytes of the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Piece {
+    pub blob: String,
+    pub size: u64,
+    /// The part's ETag when the object was assembled from a multipart upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub size: u64,
+    /// Hex MD5, or `<hex>-<N>` for a multipart object; without quotes.
+    pub etag: String,
+    pub modified_ms: i64,
+    #[serde(default)]
+    pub attrs: ObjectAttrs,
+    /// Algorithm name → base64 value (a composite value ends in `-<N>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+    /// Whether the object was assembled from a multipart upload.
+    #[serde(default)]
+    pub multipart: bool,
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub upload_id: String,
+    pub key: String,
+    pub initiated_ms: i64,
+    #[serde(default)]
+    pub attrs: ObjectAttrs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub number: u32,
+    pub blob: String,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ms: i64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+}
+
+pub fn object_key(bucket_id: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket_id.len() + 1 + key.len());
+    k.extend_from_slice(bucket_id.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+pub fn bucket_prefix(bucket_id: &str) -> Vec<u8> {
+    object_key(bucket_id, "")
+}
+
+pub fn upload_key(bucket_id: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = object_key(bucket_id, key);
+    k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+pub fn part_key(upload_id: &str, number: u32) -> Vec<u8> {
+    format!("{upload_id}/{number:05}").into_bytes()
+}
+
+pub fn parts_prefix(upload_id: &str) -> Vec<u8> {
+    format!("{upload_id}/").into_bytes()
+}
+
+pub fn by_instance_key(instance_id: &str, name: &str) -> Vec<u8> {
+    format!("{instance_id}/{name}").into_bytes()
+}

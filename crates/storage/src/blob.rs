@@ -1,0 +1,82 @@
+//! The blob store contract: immutable blobs written once as a stream, made durable by
+//! [`BlobWriter::finish`], read by byte range, deleted, and listed (for the orphan sweep).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::Result;
+
+/// A stream of blob bytes.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// The name of a blob: 32 lowercase hex characters (128 random bits).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId(String);
+
+impl BlobId {
+    pub fn random() -> Self {
+        Self(hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    /// Parses a blob id; `None` unless it is 32 lowercase hex characters.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobId({})", self.0)
+    }
+}
+
+/// A blob being written. Dropping it without [`BlobWriter::finish`] discards it: the blob
+/// never becomes readable or listed.
+#[async_trait]
+pub trait BlobWriter: Send {
+    fn id(&self) -> &BlobId;
+
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+
+    /// Makes the blob durable and readable; returns its length.
+    async fn finish(self: Box<Self>) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts a new blob with a fresh id.
+    async fn create(&self) -> Result<Box<dyn BlobWriter>>;
+
+    /// Reads `len` bytes from `offset`. The blob is opened before this returns, so a reader
+    /// keeps its bytes even if the blob is deleted while it streams. Fails with
+    /// [`crate::Error::BlobNotFound`] for an unknown blob.
+    async fn read(&self, id: &BlobId, offset: u64, len: u64) -> Result<ByteStream>;
+
+    /// Length of a finished blob.
+    async fn len(&self, id: &BlobId) -> Result<u64>;
+
+    /// Deletes a blob; deleting a missing blob succeeds.
+    async fn delete(&self, id: &BlobId) -> Result<()>;
+
+    /// Every finished blob.
+    async fn list(&self) -> Result<Vec<BlobId>>;
+
+    /// Discards blobs left unfinished by a crash. Call before serving.
+    async fn sweep_unfinished(&self) -> Result<usize>;
+}
