@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 use coffer_storage::{BlobStore, MetaStore};
 
+pub use coffer_crypto::ChecksumAlgorithm;
+
 pub use bucket::{BucketInfo, Owner, validate_bucket_name};
 pub use copy::CopySource;
 pub use error::{BodyError, Error, Result};

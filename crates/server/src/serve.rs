@@ -1,0 +1,139 @@
+//! `coffer serve`: open the data dir, sweep, bootstrap, serve until Ctrl-C.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+
+use anyhow::Context;
+use coffer_iam::{BootstrapRequest, Iam};
+use coffer_objects::Store;
+use coffer_storage::local::{FsBlobStore, RedbMetaStore};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::bootstrap::{self, BootstrapFile};
+use crate::config::Config;
+use crate::http;
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.data_dir)
+        .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+    let meta = Arc::new(
+        RedbMetaStore::open(&cfg.data_dir.join("meta.redb")).with_context(|| {
+            format!(
+                "opening the metadata store in {} (is another coffer using it?)",
+                cfg.data_dir.display()
+            )
+        })?,
+    );
+    let blobs = Arc::new(FsBlobStore::open(&cfg.data_dir.join("blobs")).context("opening the blob store")?);
+    let store = Store::new(meta.clone(), blobs, &cfg.region);
+    let swept = store.sweep_orphans().await.context("sweeping orphaned blobs")?;
+    if swept.unfinished + swept.orphans > 0 {
+        tracing::info!(
+            unfinished = swept.unfinished,
+            orphans = swept.orphans,
+            "swept blobs left by an earlier crash"
+        );
+    }
+
+    let iam = Iam::new(meta.clone());
+    let boot = iam
+        .bootstrap(BootstrapRequest {
+            admin_hmac: cfg.admin_hmac.clone(),
+        })
+        .await
+        .context("bootstrap")?;
+    let instance = iam.instance(&boot.cos_instance_id).await?;
+    let admin = iam.hmac(&boot.admin_access_key_id).await?;
+
+    let s3_listener = TcpListener::bind(cfg.s3_listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.s3_listen))?;
+    let control_listener = TcpListener::bind(cfg.control_listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.control_listen))?;
+    let s3_endpoint = format!("http://{}", s3_listener.local_addr()?);
+    let control_endpoint = format!("http://{}", control_listener.local_addr()?);
+
+    let path = bootstrap::write(
+        &cfg.data_dir,
+        &BootstrapFile {
+            account_id: &boot.account_id,
+            cos_instance_id: &boot.cos_instance_id,
+            cos_instance_crn: &instance.crn().to_string(),
+            region: &cfg.region,
+            admin_iam_id: &boot.admin_iam_id,
+            admin_access_key_id: &admin.access_key_id,
+            admin_secret_access_key: admin.secret_access_key.expose(),
+            s3_endpoint: &s3_endpoint,
+            control_endpoint: &control_endpoint,
+        },
+    )?;
+    print_welcome(&path.display().to_string(), &s3_endpoint, &control_endpoint);
+
+    let s3 = coffer_api_s3::build(
+        store,
+        iam,
+        &coffer_api_s3::S3Config {
+            domains: cfg.domains.clone(),
+        },
+    );
+    let control = coffer_api_control::router(coffer_api_control::ControlState {
+        region: cfg.region.clone(),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let s3_task = tokio::spawn(http::serve("s3", s3_listener, s3, stop_rx.clone()));
+    let control_task = tokio::spawn(http::serve(
+        "control",
+        control_listener,
+        TowerToHyperService::new(control),
+        stop_rx,
+    ));
+    tracing::info!(s3 = %s3_endpoint, control = %control_endpoint, "coffer is serving");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; in-flight requests finish");
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(s3_task, control_task);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_welcome(bootstrap: &str, s3: &str, control: &str) {
+    println!("coffer is starting");
+    println!("  S3 endpoint:      {s3}");
+    println!("  control plane:    {control}");
+    println!("  credentials:      {bootstrap} (mode 0600)");
+    println!();
+    println!("Use it with the aws cli:");
+    println!("  export AWS_ACCESS_KEY_ID=$(jq -r .admin_access_key_id {bootstrap})");
+    println!("  export AWS_SECRET_ACCESS_KEY=$(jq -r .admin_secret_access_key {bootstrap})");
+    println!("  aws --endpoint-url {s3} s3 mb s3://my-bucket");
+    println!("  aws --endpoint-url {s3} s3 cp ./file s3://my-bucket/");
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
