@@ -78,7 +78,6 @@ pub async fn create(s3: &Coffer, req: S3Request<CreateBucketInput>) -> R<CreateB
         .or_s3()?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", bucket.name())),
-        ..Default::default()
     }))
 }
 

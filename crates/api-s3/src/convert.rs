@@ -71,7 +71,7 @@ pub fn attrs(f: AttrFields<'_>) -> ObjectAttrs {
         .filter(|s| s != "STANDARD");
     ObjectAttrs {
         content_type: f.content_type.cloned(),
-        content_encoding: f.content_encoding.cloned(),
+        content_encoding: f.content_encoding.and_then(|e| without_aws_chunked(e)),
         content_disposition: f.content_disposition.cloned(),
         content_language: f.content_language.cloned(),
         cache_control: f.cache_control.cloned(),
@@ -86,6 +86,16 @@ pub fn attrs(f: AttrFields<'_>) -> ObjectAttrs {
             })
             .unwrap_or_default(),
     }
+}
+
+/// `aws-chunked` describes how the request body was sent, not the object: S3 drops it.
+fn without_aws_chunked(encoding: &str) -> Option<String> {
+    let kept: Vec<&str> = encoding
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }
 
 pub fn metadata(a: &ObjectAttrs) -> Option<dto::Metadata> {
@@ -219,6 +229,13 @@ mod tests {
     #[test]
     fn url_encoding_round_trips_through_unquote_plus_rules() {
         assert_eq!(url_encode("a b+c/d%é"), "a%20b%2Bc/d%25%C3%A9");
+    }
+
+    #[test]
+    fn aws_chunked_is_not_an_object_encoding() {
+        assert_eq!(without_aws_chunked("aws-chunked"), None);
+        assert_eq!(without_aws_chunked("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(without_aws_chunked("gzip").as_deref(), Some("gzip"));
     }
 
     #[test]

@@ -83,12 +83,43 @@ pub fn to_s3(err: E) -> S3Error {
         ),
         E::InvalidArgument(msg) => with(C::InvalidArgument, msg),
         E::InvalidRequest(msg) => with(C::InvalidRequest, msg),
-        E::Body(inner) => match inner.downcast::<S3Error>() {
-            // A protocol failure inside the body (a chunk signature, a malformed chunk).
-            Ok(s3) => *s3,
-            Err(_) => to_s3(E::IncompleteBody),
-        },
+        E::Body(inner) => body_error(inner),
         other => internal(&other),
+    }
+}
+
+/// A failure while reading the request body. s3s verifies payload hashes and aws-chunked
+/// signatures while the body streams, and reports failures with error types it does not
+/// export, so they are recognized by their messages.
+fn body_error(inner: coffer_objects::BodyError) -> S3Error {
+    let inner = match inner.downcast::<S3Error>() {
+        Ok(s3) => return *s3,
+        Err(other) => other,
+    };
+    let mut chain = inner.to_string();
+    let mut source = inner.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    if chain.contains("Sha256Mismatch") {
+        custom(
+            "XAmzContentSHA256Mismatch",
+            StatusCode::BAD_REQUEST,
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+    } else if chain.contains("SignatureMismatch") {
+        with(
+            C::SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    } else if chain.contains("FormatError") || chain.contains("TooLarge") || chain.contains("TooMany") {
+        with(C::InvalidRequest, "The aws-chunked body is malformed.")
+    } else if chain.contains("InvalidChecksum") {
+        with(C::InvalidArgument, "The x-amz-content-sha256 header is not valid.")
+    } else {
+        to_s3(E::IncompleteBody)
     }
 }
 

@@ -6,6 +6,7 @@ mod access;
 mod buckets;
 mod convert;
 mod error;
+mod front;
 mod host;
 mod listing;
 mod multipart;
@@ -13,5 +14,6 @@ mod objects;
 mod service;
 
 pub use access::Caller;
+pub use front::S3Front;
 pub use host::Domains;
 pub use service::{S3Config, build};

@@ -3,11 +3,12 @@
 use coffer_iam::Iam;
 use coffer_objects::{BucketInfo, Store};
 use s3s::dto::*;
-use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::access::{Access, Auth, Caller};
 use crate::error::{OrS3, access_denied};
+use crate::front::S3Front;
 use crate::host::Domains;
 use crate::{buckets, listing, multipart, objects};
 
@@ -19,15 +20,15 @@ pub struct S3Config {
 }
 
 /// The S3 service over `store`, authenticating with the HMAC credentials in `iam`.
-pub fn build(store: Store, iam: Iam, config: &S3Config) -> S3Service {
+pub fn build(store: Store, iam: Iam, config: &S3Config) -> S3Front {
     let mut b = S3ServiceBuilder::new(Coffer {
         store,
         iam: iam.clone(),
     });
     b.set_auth(Auth { iam: iam.clone() });
-    b.set_access(Access { iam });
+    b.set_access(Access { iam: iam.clone() });
     b.set_host(Domains::new(config.domains.iter().cloned()));
-    b.build()
+    S3Front::new(b.build(), iam)
 }
 
 pub(crate) struct Coffer {

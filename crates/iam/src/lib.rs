@@ -4,12 +4,8 @@
 //! This crate stores records through [`coffer_storage::MetaStore`] and never touches object
 //! data or key material.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Key-handling code must not panic; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod crn;
 mod error;

@@ -21,7 +21,7 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListedObject {
-    Object(ObjectInfo),
+    Object(Box<ObjectInfo>),
     CommonPrefix(String),
 }
 
@@ -86,7 +86,7 @@ impl Store {
                 let record: ObjectRecord = serde_json::from_slice(&v)?;
                 page.last = Some(key.clone());
                 page.entries
-                    .push(ListedObject::Object(ObjectInfo::from_record(&key, record)));
+                    .push(ListedObject::Object(Box::new(ObjectInfo::from_record(&key, record))));
             }
             range = resume;
         }

@@ -24,12 +24,15 @@ enum Command {
     Serve(config::ServeArgs),
 }
 
+/// s3s logs every error it answers, client mistakes included; coffer logs its own failures.
+const DEFAULT_LOG: &str = "info,s3s=off";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();

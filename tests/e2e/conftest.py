@@ -1,0 +1,509 @@
+"""Shared helpers and fixtures of the end-to-end suite: the real `coffer` binary, started on
+free loopback ports in a fresh data dir, and S3 clients pointed at it.
+
+Run from the repository root:
+
+    python3 -m venv .venv && .venv/bin/pip install -r tests/e2e/requirements.txt
+    .venv/bin/python -m pytest tests/e2e -q
+
+`COFFER_BIN` names the binary (default: `<repo>/target/debug/coffer`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+import pytest
+import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+REPO = Path(__file__).resolve().parents[2]
+COFFER_BIN = Path(os.environ.get("COFFER_BIN", REPO / "target" / "debug" / "coffer"))
+REGION = "us-south"
+READY_TIMEOUT = 30.0
+MiB = 1 << 20
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class CofferServer:
+    """One `coffer serve` process on its own data dir.
+
+    The ports are chosen once and kept across restarts, so clients made before a restart keep
+    working after it.
+    """
+
+    live: list["CofferServer"] = []
+    every: list["CofferServer"] = []
+
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, domain: str = "localhost"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.log_path = self.workdir / "server.log"
+        self.stdout_path = self.workdir / "server.stdout"
+        self.s3_port, self.control_port = free_ports(2)
+        self.domain = domain
+        self.extra_env = dict(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        CofferServer.every.append(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> "CofferServer":
+        assert self.proc is None, "already running"
+        if not COFFER_BIN.exists():
+            raise RuntimeError(f"{COFFER_BIN} is missing: run `cargo build -p coffer` or set COFFER_BIN")
+        env = dict(os.environ)
+        env.pop("COFFER_ADMIN_ACCESS_KEY", None)
+        env.pop("COFFER_ADMIN_SECRET_KEY", None)
+        env.setdefault("RUST_LOG", "info")
+        env["NO_COLOR"] = "1"
+        env.update(self.extra_env)
+        cmd = [
+            str(COFFER_BIN),
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--s3-listen",
+            f"127.0.0.1:{self.s3_port}",
+            "--control-listen",
+            f"127.0.0.1:{self.control_port}",
+            "--region",
+            REGION,
+            "--domain",
+            self.domain,
+        ]
+        with open(self.log_path, "ab") as err, open(self.stdout_path, "ab") as out:
+            err.write(f"\n===== start #{self.starts + 1}: {' '.join(cmd)}\n".encode())
+            err.flush()
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        self.starts += 1
+        CofferServer.live.append(self)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"coffer exited with {self.proc.returncode} while starting:\n{self.log_tail()}"
+                )
+            if self._accepts_tcp():
+                try:
+                    r = requests.get(f"{self.control_endpoint}/health", timeout=2)
+                    if r.status_code == 200 and r.json().get("status") == "ok":
+                        return
+                except (requests.RequestException, ValueError):
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"coffer not ready after {timeout}s:\n{self.log_tail()}")
+
+    def _accepts_tcp(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.s3_port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful shutdown) and wait; returns the exit code."""
+        proc = self._take()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"coffer ignored SIGTERM for {timeout}s:\n{self.log_tail()}")
+        return proc.returncode
+
+    def kill9(self) -> None:
+        proc = self._take()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def restart(self) -> "CofferServer":
+        if self.proc is not None:
+            self.stop()
+        return self.start()
+
+    def _take(self) -> subprocess.Popen:
+        assert self.proc is not None, "not running"
+        proc, self.proc = self.proc, None
+        if self in CofferServer.live:
+            CofferServer.live.remove(self)
+        return proc
+
+    # -- what clients need -------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def control_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+    @property
+    def bootstrap_path(self) -> Path:
+        return self.data_dir / "bootstrap.json"
+
+    @property
+    def bootstrap(self) -> dict:
+        return json.loads(self.bootstrap_path.read_text())
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        b = self.bootstrap
+        return b["admin_access_key_id"], b["admin_secret_access_key"]
+
+    def client(self, *, endpoint: str | None = None, access_key: str | None = None,
+               secret_key: str | None = None, **config):
+        return make_client(
+            endpoint or self.endpoint,
+            access_key or self.credentials[0],
+            secret_key or self.credentials[1],
+            **config,
+        )
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_tail(self, lines: int = 30, since: int | None = None) -> str:
+        """The last `lines` lines of the server's stderr, only those after byte `since` if given."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since or 0)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(nothing logged)"
+
+
+def make_client(endpoint: str, access_key: str, secret_key: str, *, addressing_style: str = "path",
+                s3_extra: dict | None = None, **config):
+    s3cfg = {"addressing_style": addressing_style, **(s3_extra or {})}
+    settings = {
+        "signature_version": "s3v4",
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "connect_timeout": 5,
+        "read_timeout": 120,
+        "max_pool_connections": 16,
+        **config,
+    }
+    cfg = Config(s3=s3cfg, **settings)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=REGION,
+        config=cfg,
+    )
+
+
+# -- pytest plumbing -------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach what each server logged during the test (or its tail)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if call.when == "setup":
+        item._coffer_log_marks = {id(s): s.log_size() for s in CofferServer.every}
+    if rep.failed:
+        marks = getattr(item, "_coffer_log_marks", {})
+        for server in CofferServer.every:
+            if server in CofferServer.live or id(server) not in marks or server.log_size() > marks[id(server)]:
+                rep.sections.append(
+                    (f"coffer log ({server.workdir.name})", server.log_tail(since=marks.get(id(server))))
+                )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    srv = CofferServer(tmp_path_factory.mktemp("coffer-session")).start()
+    yield srv
+    if srv.running:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(server):
+    return server.client()
+
+
+def unique_name(prefix: str = "e2e") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def empty_bucket(client, name: str) -> None:
+    """Aborts the uploads and deletes the objects of a bucket (best effort)."""
+    try:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
+            for u in page.get("Uploads", []):
+                client.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+    except ClientError:
+        pass
+
+
+def delete_bucket(client, name: str) -> None:
+    empty_bucket(client, name)
+    try:
+        client.delete_bucket(Bucket=name)
+    except ClientError:
+        pass
+
+
+@pytest.fixture
+def bucket(s3):
+    """A fresh, empty bucket, removed with its contents afterwards."""
+    name = unique_name()
+    s3.create_bucket(Bucket=name)
+    yield name
+    delete_bucket(s3, name)
+
+
+# -- assertions and small helpers ------------------------------------------------------------
+
+
+def error_of(exc: ClientError) -> tuple[int, str]:
+    return (
+        exc.response["ResponseMetadata"]["HTTPStatusCode"],
+        exc.response.get("Error", {}).get("Code", ""),
+    )
+
+
+def assert_client_error(excinfo, status: int, code: str | None) -> None:
+    got_status, got_code = error_of(excinfo.value)
+    assert got_status < 500 or got_status == status == 501, f"server error {got_status} {got_code}"
+    assert got_status == status, f"expected {status} {code}, got {got_status} {got_code}"
+    if code is not None:
+        assert got_code == code, f"expected {status} {code}, got {got_status} {got_code}"
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def quoted_md5(data: bytes) -> str:
+    return f'"{md5_hex(data)}"'
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def crc32_b64(data: bytes) -> str:
+    import zlib
+
+    return b64((zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big"))
+
+
+def _crc32c_table():
+    poly = 0x82F63B78
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c_b64(data: bytes) -> str:
+    """CRC32C (Castagnoli), big-endian, base64: the x-amz-checksum-crc32c value. Pure Python,
+    for small bodies."""
+    c = 0xFFFFFFFF
+    for byte in data:
+        c = _CRC32C[(c ^ byte) & 0xFF] ^ (c >> 8)
+    return b64((c ^ 0xFFFFFFFF).to_bytes(4, "big"))
+
+
+def s3_error_code(resp: requests.Response) -> str:
+    """The <Code> of an S3 XML error body ('' when there is none)."""
+    if not resp.content:
+        return ""
+    try:
+        root = ET.fromstring(resp.content)
+    except ET.ParseError:
+        return ""
+    node = root.find("Code")
+    if node is None:
+        node = root.find("{*}Code")
+    return node.text if node is not None and node.text else ""
+
+
+def assert_raw_error(resp: requests.Response, status: int, code: str | None) -> None:
+    got = s3_error_code(resp)
+    detail = f"{resp.request.method} {resp.request.url}: {resp.status_code} {got} {resp.text[:300]!r}"
+    assert resp.status_code < 500 or resp.status_code == status == 501, detail
+    assert resp.status_code == status, f"expected {status} {code}; got {detail}"
+    if code is not None:
+        assert got == code, f"expected {status} {code}; got {detail}"
+
+
+# -- raw signed requests ---------------------------------------------------------------------
+
+
+def signed_request(server: CofferServer, method: str, path: str, *, query: str = "",
+                   headers: dict | None = None, body: bytes = b"",
+                   credentials: tuple[str, str] | None = None, timeout: float = 60) -> requests.Response:
+    """Sends any request, SigV4-signed (payload signed) with botocore's S3 signer.
+
+    `path` is the already-encoded path (`/bucket/key`); `query` the encoded query string.
+    """
+    ak, sk = credentials or server.credentials
+    url = server.endpoint + path + (f"?{query}" if query else "")
+    req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    S3SigV4Auth(Credentials(ak, sk), "s3", REGION).add_auth(req)
+    prepared = req.prepare()
+    return requests.request(method, prepared.url, headers=dict(prepared.headers), data=body,
+                            timeout=timeout)
+
+
+def key_path(bucket: str, key: str) -> str:
+    return f"/{bucket}/{quote(key, safe='/~')}"
+
+
+# -- aws-chunked bodies ----------------------------------------------------------------------
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret: str, date: str) -> bytes:
+    k = _hmac(("AWS4" + secret).encode(), date)
+    k = _hmac(k, REGION)
+    k = _hmac(k, "s3")
+    return _hmac(k, "aws4_request")
+
+
+class FixedPayloadSigner(S3SigV4Auth):
+    """botocore's S3 signer with a chosen x-amz-content-sha256 (the seed of a streaming upload)."""
+
+    def __init__(self, credentials, content_sha256: str):
+        super().__init__(credentials, "s3", REGION)
+        self._content_sha256 = content_sha256
+
+    def payload(self, request):
+        return self._content_sha256
+
+
+def put_aws_chunked(server: CofferServer, bucket: str, key: str, data: bytes, *, chunk_size: int = 64 * 1024,
+                    tamper_chunk: int | None = None, extra_headers: dict | None = None) -> requests.Response:
+    """PutObject with `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: every chunk signed, chained from the
+    seed signature. `tamper_chunk` flips a byte of that chunk after signing it."""
+    ak, sk = server.credentials
+    chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] + [b""]
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "X-Amz-Decoded-Content-Length": str(len(data)),
+        **(extra_headers or {}),
+    }
+    # The encoded length does not depend on the signatures (64 hex digits each).
+    encoded_len = sum(len(f"{len(c):x};chunk-signature={'0' * 64}\r\n") + len(c) + 2 for c in chunks)
+    headers["Content-Length"] = str(encoded_len)
+    url = server.endpoint + key_path(bucket, key)
+    req = AWSRequest(method="PUT", url=url, data=b"", headers=headers)
+    FixedPayloadSigner(Credentials(ak, sk), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD").add_auth(req)
+    prepared = req.prepare()
+    amz_date = prepared.headers["X-Amz-Date"]
+    seed = prepared.headers["Authorization"].rsplit("Signature=", 1)[1]
+    scope = f"{amz_date[:8]}/{REGION}/s3/aws4_request"
+    key_bytes = signing_key(sk, amz_date[:8])
+    body = bytearray()
+    prev = seed
+    for i, chunk in enumerate(chunks):
+        sts = "\n".join(
+            ["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, EMPTY_SHA256, sha256_hex(chunk)]
+        )
+        sig = hmac.new(key_bytes, sts.encode(), hashlib.sha256).hexdigest()
+        sent = chunk
+        if tamper_chunk == i and chunk:
+            sent = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+        body += f"{len(chunk):x};chunk-signature={sig}\r\n".encode() + sent + b"\r\n"
+        prev = sig
+    assert len(body) == encoded_len
+    return requests.put(prepared.url, headers=dict(prepared.headers), data=bytes(body), timeout=60)
+
+
+def put_unsigned_trailer(server: CofferServer, bucket: str, key: str, data: bytes, *,
+                         checksum_value: str | None = None, chunk_size: int = 64 * 1024) -> requests.Response:
+    """PutObject with `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: an aws-chunked body whose CRC32
+    comes as a trailer (what the AWS SDKs send over TLS)."""
+    ak, sk = server.credentials
+    value = checksum_value if checksum_value is not None else crc32_b64(data)
+    body = bytearray()
+    for i in range(0, len(data), chunk_size):
+        c = data[i:i + chunk_size]
+        body += f"{len(c):x}\r\n".encode() + c + b"\r\n"
+    body += b"0\r\n" + f"x-amz-checksum-crc32:{value}\r\n".encode() + b"\r\n"
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "X-Amz-Decoded-Content-Length": str(len(data)),
+        "X-Amz-Trailer": "x-amz-checksum-crc32",
+        "Content-Length": str(len(body)),
+    }
+    url = server.endpoint + key_path(bucket, key)
+    req = AWSRequest(method="PUT", url=url, data=b"", headers=headers)
+    FixedPayloadSigner(Credentials(ak, sk), "STREAMING-UNSIGNED-PAYLOAD-TRAILER").add_auth(req)
+    prepared = req.prepare()
+    return requests.put(prepared.url, headers=dict(prepared.headers), data=bytes(body), timeout=60)
+
