@@ -62,7 +62,11 @@ impl S3Access for Access {
 /// The caller whose HMAC credential signed a request.
 pub async fn caller_for_hmac(iam: &Iam, access_key: &str) -> S3Result<Caller> {
     let hmac = iam.hmac(access_key).await.map_err(|e| internal(&e))?;
-    Ok(Caller { iam_id: hmac.iam_id.clone(), account_id: hmac.account.clone(), instance_id: hmac.instance_id.clone() })
+    Ok(Caller {
+        iam_id: hmac.iam_id.clone(),
+        account_id: hmac.account.clone(),
+        instance_id: hmac.instance_id.clone(),
+    })
 }
 
 /// The caller of a request that passed [`Access`].

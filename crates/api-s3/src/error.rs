@@ -117,7 +117,10 @@ fn body_error(inner: coffer_objects::BodyError) -> S3Error {
     } else if chain.contains("FormatError") || chain.contains("TooLarge") || chain.contains("TooMany") {
         with(C::InvalidRequest, "The aws-chunked body is malformed.")
     } else if chain.contains("InvalidChecksum") {
-        with(C::InvalidArgument, "The x-amz-content-sha256 header is not valid.")
+        with(
+            C::InvalidArgument,
+            "The x-amz-content-sha256 header is not valid.",
+        )
     } else {
         to_s3(E::IncompleteBody)
     }

@@ -49,7 +49,8 @@ impl hyper::service::Service<http::Request<Incoming>> for S3Front {
             // An error may come before the body was read (a client waiting for 100-continue has
             // not sent it); the connection then cannot be reused, and the client must know.
             if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
-                resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                resp.headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
             }
             Ok(resp)
         })
@@ -59,7 +60,9 @@ impl hyper::service::Service<http::Request<Incoming>> for S3Front {
 fn has_body(req: &http::Request<Incoming>) -> bool {
     let h = req.headers();
     h.contains_key(header::TRANSFER_ENCODING)
-        || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0")
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0")
 }
 
 /// A GET with several ranges. S3 serves one range only and answers such a request with the
@@ -90,9 +93,14 @@ impl MultiRange {
         if req.method() != Method::GET || !range.contains(',') {
             return None;
         }
-        let mut builder = http::Request::builder().method(Method::GET).uri(without_auth_params(req.uri())?);
+        let mut builder = http::Request::builder()
+            .method(Method::GET)
+            .uri(without_auth_params(req.uri())?);
         for (name, value) in req.headers() {
-            if name != header::RANGE && name != header::AUTHORIZATION && !name.as_str().starts_with("x-amz-content-") {
+            if name != header::RANGE
+                && name != header::AUTHORIZATION
+                && !name.as_str().starts_with("x-amz-content-")
+            {
                 builder = builder.header(name, value);
             }
         }
@@ -100,7 +108,10 @@ impl MultiRange {
         if let Some(caller) = req.extensions().get::<Caller>() {
             parts.extensions.insert(caller.clone());
         }
-        Some(Self { parts, access_key: access_key(req) })
+        Some(Self {
+            parts,
+            access_key: access_key(req),
+        })
     }
 
     fn was_refused(&self, resp: &HttpResponse) -> bool {
@@ -122,28 +133,52 @@ impl MultiRange {
 }
 
 fn without_auth_params(uri: &http::Uri) -> Option<http::Uri> {
-    let Some(query) = uri.query() else { return Some(uri.clone()) };
+    let Some(query) = uri.query() else {
+        return Some(uri.clone());
+    };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|kv| !AUTH_PARAMS.iter().any(|p| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case(p))))
+        .filter(|kv| {
+            !AUTH_PARAMS
+                .iter()
+                .any(|p| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case(p)))
+        })
         .collect();
-    let pq = if kept.is_empty() { uri.path().to_owned() } else { format!("{}?{}", uri.path(), kept.join("&")) };
+    let pq = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
     pq.parse().ok()
 }
 
 /// The access key a request was signed with, from the Authorization header or the URL.
 fn access_key(req: &http::Request<Incoming>) -> Option<String> {
-    if let Some(auth) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256") {
-            let cred = rest.split(',').find_map(|p| p.trim().strip_prefix("Credential="))?;
+            let cred = rest
+                .split(',')
+                .find_map(|p| p.trim().strip_prefix("Credential="))?;
             return cred.split('/').next().map(str::to_owned);
         }
-        return auth.strip_prefix("AWS ").and_then(|r| r.split(':').next()).map(str::to_owned);
+        return auth
+            .strip_prefix("AWS ")
+            .and_then(|r| r.split(':').next())
+            .map(str::to_owned);
     }
     req.uri().query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         match k {
-            "X-Amz-Credential" => v.replace("%2F", "/").replace("%2f", "/").split('/').next().map(str::to_owned),
+            "X-Amz-Credential" => v
+                .replace("%2F", "/")
+                .replace("%2f", "/")
+                .split('/')
+                .next()
+                .map(str::to_owned),
             "AWSAccessKeyId" => Some(v.to_owned()),
             _ => None,
         }

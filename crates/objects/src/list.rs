@@ -86,7 +86,9 @@ impl Store {
                 let record: ObjectRecord = serde_json::from_slice(&v)?;
                 page.last = Some(key.clone());
                 page.entries
-                    .push(ListedObject::Object(Box::new(ObjectInfo::from_record(&key, record))));
+                    .push(ListedObject::Object(Box::new(ObjectInfo::from_record(
+                        &key, record,
+                    ))));
             }
             range = resume;
         }

@@ -50,12 +50,34 @@ async fn a_gigabyte_put_and_get_stay_within_a_few_mib() {
     let b = unique("mem");
     s3.create_bucket().bucket(&b).send().await.unwrap();
     // Warm up allocator pools and connection state with a smaller object first.
-    s3.put_object().bucket(&b).key("warm").body(vec![7u8; 8 << 20].into()).send().await.unwrap();
-    s3.get_object().bucket(&b).key("warm").send().await.unwrap().body.collect().await.unwrap();
+    s3.put_object()
+        .bucket(&b)
+        .key("warm")
+        .body(vec![7u8; 8 << 20].into())
+        .send()
+        .await
+        .unwrap();
+    s3.get_object()
+        .bucket(&b)
+        .key("warm")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
     let baseline = rss_kib(pid);
 
     let presign = PresigningConfig::expires_in(Duration::from_secs(600)).unwrap();
-    let put = s3.put_object().bucket(&b).key("big").content_length(SIZE as i64).presigned(presign.clone()).await.unwrap();
+    let put = s3
+        .put_object()
+        .bucket(&b)
+        .key("big")
+        .content_length(SIZE as i64)
+        .presigned(presign.clone())
+        .await
+        .unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<StreamBody<_>>();
     let chunks = futures::stream::iter(0..SIZE / CHUNK as u64)
         .map(|i| Ok::<_, std::io::Error>(Frame::data(Bytes::from(vec![(i % 251) as u8; CHUNK]))));
@@ -64,15 +86,31 @@ async fn a_gigabyte_put_and_get_stay_within_a_few_mib() {
         req = req.header(k, v);
     }
     let (stop, peak) = sample(pid);
-    let resp = client.request(req.body(StreamBody::new(chunks)).unwrap()).await.unwrap();
+    let resp = client
+        .request(req.body(StreamBody::new(chunks)).unwrap())
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     let put_peak = peak.join().unwrap();
     assert_eq!(resp.status(), 200, "{}", server.log());
 
-    let get = s3.get_object().bucket(&b).key("big").presigned(presign).await.unwrap();
+    let get = s3
+        .get_object()
+        .bucket(&b)
+        .key("big")
+        .presigned(presign)
+        .await
+        .unwrap();
     let get_client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
     let (stop, peak) = sample(pid);
-    let resp = get_client.request(http::Request::get(get.uri()).body(http_body_util::Empty::new()).unwrap()).await.unwrap();
+    let resp = get_client
+        .request(
+            http::Request::get(get.uri())
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let received = AtomicU64::new(0);
     let mut body = resp.into_body();
@@ -87,8 +125,13 @@ async fn a_gigabyte_put_and_get_stay_within_a_few_mib() {
     let get_peak = peak.join().unwrap();
     assert_eq!(received.load(Ordering::Relaxed), SIZE);
 
-    let (put_growth, get_growth) = (put_peak.saturating_sub(baseline), get_peak.saturating_sub(baseline));
-    eprintln!("RSS baseline {baseline} KiB; PUT 1 GiB peak +{put_growth} KiB; GET 1 GiB peak +{get_growth} KiB");
+    let (put_growth, get_growth) = (
+        put_peak.saturating_sub(baseline),
+        get_peak.saturating_sub(baseline),
+    );
+    eprintln!(
+        "RSS baseline {baseline} KiB; PUT 1 GiB peak +{put_growth} KiB; GET 1 GiB peak +{get_growth} KiB"
+    );
     assert!(put_growth < 16 * 1024, "PUT grew RSS by {put_growth} KiB");
     assert!(get_growth < 16 * 1024, "GET grew RSS by {get_growth} KiB");
 }

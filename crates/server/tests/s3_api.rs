@@ -15,7 +15,9 @@ fn code<E: ProvideErrorMetadata>(e: &E) -> String {
 }
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[tokio::test]
@@ -35,17 +37,37 @@ async fn buckets_lifecycle_and_errors() {
     let cfg = CreateBucketConfiguration::builder()
         .location_constraint(BucketLocationConstraint::from("us-south-cold"))
         .build();
-    s3.create_bucket().bucket(&cold).create_bucket_configuration(cfg).send().await.unwrap();
+    s3.create_bucket()
+        .bucket(&cold)
+        .create_bucket_configuration(cfg)
+        .send()
+        .await
+        .unwrap();
     let loc = s3.get_bucket_location().bucket(&cold).send().await.unwrap();
-    assert_eq!(loc.location_constraint().map(|c| c.as_str()), Some("us-south-cold"));
+    assert_eq!(
+        loc.location_constraint().map(|c| c.as_str()),
+        Some("us-south-cold")
+    );
 
     let cfg = CreateBucketConfiguration::builder()
         .location_constraint(BucketLocationConstraint::from("eu-de-standard"))
         .build();
-    let err = s3.create_bucket().bucket(unique("eu")).create_bucket_configuration(cfg).send().await.unwrap_err();
+    let err = s3
+        .create_bucket()
+        .bucket(unique("eu"))
+        .create_bucket_configuration(cfg)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err.into_service_error()), "InvalidLocationConstraint");
 
-    s3.put_object().bucket(&name).key("k").body(ByteStream::from_static(b"v")).send().await.unwrap();
+    s3.put_object()
+        .bucket(&name)
+        .key("k")
+        .body(ByteStream::from_static(b"v"))
+        .send()
+        .await
+        .unwrap();
     let err = s3.delete_bucket().bucket(&name).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BucketNotEmpty");
     s3.delete_object().bucket(&name).key("k").send().await.unwrap();
@@ -78,31 +100,92 @@ async fn objects_round_trip_with_metadata_ranges_and_conditions() {
     let etag = format!("\"{}\"", md5_hex(&body));
     assert_eq!(put.e_tag(), Some(etag.as_str()));
 
-    let got = s3.get_object().bucket(&b).key("dir/file name+%.bin").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.content_type(), Some("application/x-test"));
     assert_eq!(got.content_disposition(), Some("attachment; filename=x"));
     assert_eq!(got.cache_control(), Some("max-age=60"));
-    assert_eq!(got.metadata().unwrap().get("colour").map(String::as_str), Some("blue"));
+    assert_eq!(
+        got.metadata().unwrap().get("colour").map(String::as_str),
+        Some("blue")
+    );
     assert_eq!(got.e_tag(), Some(etag.as_str()));
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        body.as_slice()
+    );
 
-    let ranged = s3.get_object().bucket(&b).key("dir/file name+%.bin").range("bytes=1000-1999").send().await.unwrap();
+    let ranged = s3
+        .get_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .range("bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ranged.content_range(), Some("bytes 1000-1999/300000"));
-    assert_eq!(ranged.body.collect().await.unwrap().into_bytes().as_ref(), &body[1000..2000]);
+    assert_eq!(
+        ranged.body.collect().await.unwrap().into_bytes().as_ref(),
+        &body[1000..2000]
+    );
 
-    let err = s3.get_object().bucket(&b).key("dir/file name+%.bin").range("bytes=400000-").send().await.unwrap_err();
+    let err = s3
+        .get_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .range("bytes=400000-")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err.into_service_error()), "InvalidRange");
 
-    let err = s3.get_object().bucket(&b).key("dir/file name+%.bin").if_match("\"nope\"").send().await.unwrap_err();
+    let err = s3
+        .get_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .if_match("\"nope\"")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(412));
-    let err = s3.get_object().bucket(&b).key("dir/file name+%.bin").if_none_match(&etag).send().await.unwrap_err();
+    let err = s3
+        .get_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(304));
-    s3.get_object().bucket(&b).key("dir/file name+%.bin").if_match(&etag).send().await.unwrap();
+    s3.get_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .if_match(&etag)
+        .send()
+        .await
+        .unwrap();
 
-    let head = s3.head_object().bucket(&b).key("dir/file name+%.bin").send().await.unwrap();
+    let head = s3
+        .head_object()
+        .bucket(&b)
+        .key("dir/file name+%.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.content_length(), Some(300_000));
 
-    let err = s3.get_object().bucket(&b).key("missing").send().await.unwrap_err();
+    let err = s3
+        .get_object()
+        .bucket(&b)
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err.into_service_error()), "NoSuchKey");
     s3.delete_object().bucket(&b).key("missing").send().await.unwrap();
 }
@@ -113,7 +196,13 @@ async fn bad_content_md5_loses_nothing() {
     let s3 = server.client();
     let b = unique("md5");
     s3.create_bucket().bucket(&b).send().await.unwrap();
-    s3.put_object().bucket(&b).key("k").body(ByteStream::from_static(b"original")).send().await.unwrap();
+    s3.put_object()
+        .bucket(&b)
+        .key("k")
+        .body(ByteStream::from_static(b"original"))
+        .send()
+        .await
+        .unwrap();
     let err = s3
         .put_object()
         .bucket(&b)
@@ -125,7 +214,10 @@ async fn bad_content_md5_loses_nothing() {
         .unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BadDigest");
     let got = s3.get_object().bucket(&b).key("k").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"original");
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"original"
+    );
     // Only the original object's blob exists: the rejected body left nothing behind.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(server.files_under("blobs/blobs").len(), 1);
@@ -139,7 +231,13 @@ async fn listing_pages_with_delimiter() {
     s3.create_bucket().bucket(&b).send().await.unwrap();
     let keys = ["a", "b/1", "b/2", "c", "d/e/f", "d/g", "h"];
     for k in keys {
-        s3.put_object().bucket(&b).key(k).body(ByteStream::from_static(b"x")).send().await.unwrap();
+        s3.put_object()
+            .bucket(&b)
+            .key(k)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut token = None;
@@ -154,7 +252,11 @@ async fn listing_pages_with_delimiter() {
             .await
             .unwrap();
         seen.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-        seen.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+        seen.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
         if !page.is_truncated().unwrap_or(false) {
             break;
         }
@@ -174,7 +276,13 @@ async fn multipart_upload_etag_and_copy() {
     let s3 = server.client();
     let b = unique("mpu");
     s3.create_bucket().bucket(&b).send().await.unwrap();
-    let up = s3.create_multipart_upload().bucket(&b).key("big").send().await.unwrap();
+    let up = s3
+        .create_multipart_upload()
+        .bucket(&b)
+        .key("big")
+        .send()
+        .await
+        .unwrap();
     let id = up.upload_id().unwrap().to_owned();
     let parts = [data(5 << 20, 1), data(5 << 20, 2), data(1234, 3)];
     let mut completed = Vec::new();
@@ -192,16 +300,32 @@ async fn multipart_upload_etag_and_copy() {
             .await
             .unwrap();
         md5s.extend(md5::compute(p).0);
-        completed.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+        completed.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag().unwrap())
+                .build(),
+        );
     }
-    let listed = s3.list_parts().bucket(&b).key("big").upload_id(&id).send().await.unwrap();
+    let listed = s3
+        .list_parts()
+        .bucket(&b)
+        .key("big")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.parts().len(), 3);
     let done = s3
         .complete_multipart_upload()
         .bucket(&b)
         .key("big")
         .upload_id(&id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -209,7 +333,10 @@ async fn multipart_upload_etag_and_copy() {
     let whole = parts.concat();
     let got = s3.get_object().bucket(&b).key("big").send().await.unwrap();
     assert_eq!(got.parts_count(), Some(3));
-    assert_eq!(md5_hex(&got.body.collect().await.unwrap().into_bytes()), md5_hex(&whole));
+    assert_eq!(
+        md5_hex(&got.body.collect().await.unwrap().into_bytes()),
+        md5_hex(&whole)
+    );
 
     let copy = s3
         .copy_object()
@@ -221,12 +348,18 @@ async fn multipart_upload_etag_and_copy() {
         .send()
         .await
         .unwrap();
-    assert_eq!(copy.copy_object_result().unwrap().e_tag(), Some(format!("\"{}\"", md5_hex(&whole)).as_str()));
+    assert_eq!(
+        copy.copy_object_result().unwrap().e_tag(),
+        Some(format!("\"{}\"", md5_hex(&whole)).as_str())
+    );
     let head = s3.head_object().bucket(&b).key("copy").send().await.unwrap();
     assert_eq!(head.content_type(), Some("text/plain"));
 
     let objs = ["big", "copy", "missing"].map(|k| ObjectIdentifier::builder().key(k).build().unwrap());
-    let del = Delete::builder().set_objects(Some(objs.to_vec())).build().unwrap();
+    let del = Delete::builder()
+        .set_objects(Some(objs.to_vec()))
+        .build()
+        .unwrap();
     let out = s3.delete_objects().bucket(&b).delete(del).send().await.unwrap();
     assert_eq!(out.deleted().len(), 3);
     let left = s3.list_objects_v2().bucket(&b).send().await.unwrap();
@@ -236,10 +369,16 @@ async fn multipart_upload_etag_and_copy() {
 #[tokio::test]
 async fn credentials_are_checked() {
     let server = Server::start();
-    let wrong = server.client_with(&server.key("admin_access_key_id"), "wrong-secret-wrong-secret-wrong-secret");
+    let wrong = server.client_with(
+        &server.key("admin_access_key_id"),
+        "wrong-secret-wrong-secret-wrong-secret",
+    );
     let err = wrong.list_buckets().send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "SignatureDoesNotMatch");
-    let unknown = server.client_with("0123456789abcdef0123456789abcdef", "whatever-secret-whatever-secret");
+    let unknown = server.client_with(
+        "0123456789abcdef0123456789abcdef",
+        "whatever-secret-whatever-secret",
+    );
     let err = unknown.list_buckets().send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "InvalidAccessKeyId");
 }
@@ -250,11 +389,24 @@ async fn restart_keeps_everything() {
     let b = unique("keep");
     let s3 = server.client();
     s3.create_bucket().bucket(&b).send().await.unwrap();
-    s3.put_object().bucket(&b).key("k").body(ByteStream::from_static(b"persisted")).send().await.unwrap();
+    s3.put_object()
+        .bucket(&b)
+        .key("k")
+        .body(ByteStream::from_static(b"persisted"))
+        .send()
+        .await
+        .unwrap();
     let ak = server.key("admin_access_key_id");
     server.restart();
-    assert_eq!(server.key("admin_access_key_id"), ak, "the same credentials after a restart");
+    assert_eq!(
+        server.key("admin_access_key_id"),
+        ak,
+        "the same credentials after a restart"
+    );
     let s3 = server.client();
     let got = s3.get_object().bucket(&b).key("k").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"persisted");
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"persisted"
+    );
 }

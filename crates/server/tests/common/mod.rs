@@ -18,7 +18,11 @@ pub struct Server {
 impl Server {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Self { dir, child: None, bootstrap: serde_json::Value::Null };
+        let mut s = Self {
+            dir,
+            child: None,
+            bootstrap: serde_json::Value::Null,
+        };
         s.spawn();
         s
     }
@@ -65,7 +69,10 @@ impl Server {
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {
-        self.client_with(&self.key("admin_access_key_id"), &self.key("admin_secret_access_key"))
+        self.client_with(
+            &self.key("admin_access_key_id"),
+            &self.key("admin_secret_access_key"),
+        )
     }
 
     pub fn client_with(&self, ak: &str, sk: &str) -> aws_sdk_s3::Client {
@@ -105,7 +112,11 @@ impl Server {
             if let Ok(rd) = std::fs::read_dir(p) {
                 for e in rd.flatten() {
                     let path = e.path();
-                    if path.is_dir() { walk(&path, out) } else { out.push(path) }
+                    if path.is_dir() {
+                        walk(&path, out)
+                    } else {
+                        out.push(path)
+                    }
                 }
             }
         }
@@ -124,7 +135,11 @@ impl Drop for Server {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn md5_hex(data: &[u8]) -> String {
