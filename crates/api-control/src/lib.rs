@@ -1,17 +1,63 @@
-//! The control plane: every non-S3 HTTP API of coffer, as one axum router.
+//! The control plane: every non-S3 HTTP API of coffer as one axum router — the IAM token
+//! service, identities and policies today; key management and the console next. Errors take
+//! each API family's wire shape in `error.rs`.
 
-use axum::routing::get;
+mod auth;
+mod error;
+mod identities;
+mod policies;
+mod token;
+
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use coffer_iam::Iam;
 use serde_json::{Value, json};
 
+pub use error::{ControlError, PlatformError};
+
 /// What the control plane needs to answer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ControlState {
+    pub iam: Iam,
     pub region: String,
+    /// The control plane's own base URL, for `href`s.
+    pub public_url: String,
 }
 
 pub fn router(state: ControlState) -> Router {
-    Router::new().route("/health", get(health)).with_state(state)
+    Router::new()
+        .route("/health", get(health))
+        .route("/identity/token", post(token::token))
+        .route("/oidc/token", post(token::token))
+        .route("/identity/keys", get(token::keys))
+        .route("/identity/keys/rotate", post(token::rotate))
+        .route("/v1/policies", post(policies::create).get(policies::list))
+        .route("/v1/policies/{id}", get(policies::get).delete(policies::delete))
+        .route(
+            "/v1/users",
+            post(identities::create_user).get(identities::list_users),
+        )
+        .route("/v1/users/{iam_id}", delete(identities::delete_user))
+        .route(
+            "/v1/serviceids",
+            post(identities::create_service_id).get(identities::list_service_ids),
+        )
+        .route("/v1/serviceids/{id}", delete(identities::delete_service_id))
+        .route(
+            "/v1/apikeys",
+            post(identities::create_apikey).get(identities::list_apikeys),
+        )
+        .route("/v1/apikeys/{id}", delete(identities::delete_apikey))
+        .route(
+            "/v1/apikeys/{id}/disable",
+            post(identities::disable_apikey).delete(identities::enable_apikey),
+        )
+        .route(
+            "/v1/hmac_keys",
+            post(identities::create_hmac).get(identities::list_hmac),
+        )
+        .route("/v1/hmac_keys/{access_key_id}", delete(identities::delete_hmac))
+        .with_state(state)
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<ControlState>) -> Json<Value> {
@@ -20,24 +66,13 @@ async fn health(axum::extract::State(state): axum::extract::State<ControlState>)
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use axum::body::Body;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn health_answers_ok() {
-        let app = super::router(super::ControlState {
-            region: "us-south".into(),
-        });
-        let resp = app
-            .oneshot(axum::http::Request::get("/health").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["status"], "ok");
-    }
+/// RFC 3339 with seconds precision and a `Z`, as IBM's APIs answer.
+pub(crate) fn time_rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@ use coffer_objects::Owner as BucketOwner;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use crate::access::{Caller, caller};
+use crate::access::{authorized, bucket, caller};
 use crate::convert::timestamp;
 use crate::error::OrS3;
 use crate::service::Coffer;
@@ -36,7 +36,8 @@ pub fn full_control(account: &str) -> (Option<Grants>, Option<Owner>) {
 
 pub async fn list(s3: &Coffer, req: S3Request<ListBucketsInput>) -> R<ListBucketsOutput> {
     let caller = caller(&req)?;
-    let buckets = s3.store.list_buckets(&caller.instance_id).await.or_s3()?;
+    let instance = authorized(&req)?.instance.clone().unwrap_or_default();
+    let buckets = s3.store.list_buckets(&instance).await.or_s3()?;
     let prefix = req.input.prefix.as_deref().unwrap_or("");
     let buckets = buckets
         .iter()
@@ -50,17 +51,14 @@ pub async fn list(s3: &Coffer, req: S3Request<ListBucketsInput>) -> R<ListBucket
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         continuation_token: None,
-        owner: Some(owner(&caller.account_id)),
+        owner: Some(owner(caller.account())),
         prefix: req.input.prefix.clone(),
     }))
 }
 
 pub async fn create(s3: &Coffer, req: S3Request<CreateBucketInput>) -> R<CreateBucketOutput> {
-    let Caller {
-        account_id,
-        instance_id,
-        ..
-    } = caller(&req)?.clone();
+    let account_id = caller(&req)?.account().to_owned();
+    let instance_id = authorized(&req)?.instance.clone().unwrap_or_default();
     let constraint = req
         .input
         .create_bucket_configuration
@@ -82,7 +80,7 @@ pub async fn create(s3: &Coffer, req: S3Request<CreateBucketInput>) -> R<CreateB
 }
 
 pub async fn head(s3: &Coffer, req: S3Request<HeadBucketInput>) -> R<HeadBucketOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let mut resp = S3Response::new(HeadBucketOutput {
         bucket_region: Some(s3.store.region().to_owned()),
         ..Default::default()
@@ -94,29 +92,29 @@ pub async fn head(s3: &Coffer, req: S3Request<HeadBucketInput>) -> R<HeadBucketO
 }
 
 pub async fn delete(s3: &Coffer, req: S3Request<DeleteBucketInput>) -> R<DeleteBucketOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     s3.store.delete_bucket(&bucket).await.or_s3()?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
-pub async fn location(s3: &Coffer, req: S3Request<GetBucketLocationInput>) -> R<GetBucketLocationOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+pub async fn location(_s3: &Coffer, req: S3Request<GetBucketLocationInput>) -> R<GetBucketLocationOutput> {
+    let bucket = bucket(&req)?;
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint: Some(BucketLocationConstraint::from(bucket.location().to_owned())),
     }))
 }
 
 pub async fn versioning(
-    s3: &Coffer,
+    _s3: &Coffer,
     req: S3Request<GetBucketVersioningInput>,
 ) -> R<GetBucketVersioningOutput> {
-    s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    bucket(&req)?;
     // Never versioned: S3 answers an empty configuration.
     Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }
 
-pub async fn acl(s3: &Coffer, req: S3Request<GetBucketAclInput>) -> R<GetBucketAclOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+pub async fn acl(_s3: &Coffer, req: S3Request<GetBucketAclInput>) -> R<GetBucketAclOutput> {
+    let bucket = bucket(&req)?;
     let (grants, owner) = full_control(bucket.account_id());
     Ok(S3Response::new(GetBucketAclOutput { grants, owner }))
 }

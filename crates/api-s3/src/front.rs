@@ -28,14 +28,27 @@ impl hyper::service::Service<http::Request<Incoming>> for S3Front {
     type Error = HttpError;
     type Future = BoxFuture<'static, Result<HttpResponse, HttpError>>;
 
-    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
         let head = req.method() == Method::HEAD;
         let has_body = has_body(&req);
-        let whole_object = MultiRange::of(&req);
-        let fut = hyper::service::Service::call(&self.inner, req);
+        let bearer = bearer_token(&req);
         let (inner, iam) = (self.inner.clone(), self.iam.clone());
         Box::pin(async move {
-            let mut resp = fut.await?;
+            // An IAM token (ibm_boto3 in oauth mode): s3s does not know the scheme and sees an
+            // anonymous request, which `Access` accepts with the verified caller attached.
+            if let Some(token) = bearer {
+                match iam.principal_for_token(&token).await {
+                    Ok(principal) => {
+                        req.extensions_mut().insert(Caller {
+                            principal,
+                            hmac_instance: None,
+                        });
+                    }
+                    Err(e) => return Ok(token_refused(e)),
+                }
+            }
+            let whole_object = MultiRange::of(&req);
+            let mut resp = hyper::service::Service::call(&inner, req).await?;
             if let Some(retry) = whole_object
                 && retry.was_refused(&resp)
                 && let Some(again) = retry.request(&iam).await
@@ -55,6 +68,33 @@ impl hyper::service::Service<http::Request<Incoming>> for S3Front {
             Ok(resp)
         })
     }
+}
+
+fn bearer_token(req: &http::Request<Incoming>) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// An expired, tampered or foreign token: 401, with an S3 error body.
+fn token_refused(e: coffer_iam::TokenError) -> HttpResponse {
+    let code = if e == coffer_iam::TokenError::Expired {
+        "ExpiredToken"
+    } else {
+        "InvalidToken"
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{e}</Message></Error>"
+    );
+    let mut resp = http::Response::new(Body::from(bytes::Bytes::from(body)));
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    resp
 }
 
 fn has_body(req: &http::Request<Incoming>) -> bool {

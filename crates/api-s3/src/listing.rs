@@ -6,7 +6,7 @@ use coffer_objects::{ListPage, ListQuery, ListedObject, ObjectInfo};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use crate::access::caller;
+use crate::access::bucket;
 use crate::buckets::owner;
 use crate::convert::{self, url_encode};
 use crate::error::OrS3;
@@ -63,7 +63,7 @@ fn contents(page: &ListPage, enc: &Enc, owner_account: Option<&str>) -> (Vec<Obj
 }
 
 pub async fn v1(s3: &Coffer, req: S3Request<ListObjectsInput>) -> R<ListObjectsOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let q = ListQuery {
         prefix: input.prefix.clone().unwrap_or_default(),
@@ -94,7 +94,7 @@ pub async fn v1(s3: &Coffer, req: S3Request<ListObjectsInput>) -> R<ListObjectsO
 }
 
 pub async fn v2(s3: &Coffer, req: S3Request<ListObjectsV2Input>) -> R<ListObjectsV2Output> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let after = match &input.continuation_token {
         Some(t) => Some(
@@ -138,7 +138,7 @@ pub async fn v2(s3: &Coffer, req: S3Request<ListObjectsV2Input>) -> R<ListObject
 }
 
 pub async fn versions(s3: &Coffer, req: S3Request<ListObjectVersionsInput>) -> R<ListObjectVersionsOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let q = ListQuery {
         prefix: input.prefix.clone().unwrap_or_default(),

@@ -5,7 +5,7 @@ use coffer_objects::{CompletePart, CopySource as Source, StageOptions, UploadsQu
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use crate::access::caller;
+use crate::access::{bucket, source_bucket};
 use crate::buckets::owner;
 use crate::convert::{self, AttrFields, SentChecksums, url_encode};
 use crate::error::{OrS3, not_implemented};
@@ -30,7 +30,7 @@ pub async fn create(
     s3: &Coffer,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> R<CreateMultipartUploadOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     if input.sse_customer_algorithm.is_some()
         || input
@@ -72,7 +72,7 @@ pub async fn create(
 }
 
 pub async fn upload_part(s3: &Coffer, mut req: S3Request<UploadPartInput>) -> R<UploadPartOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &mut req.input;
     if input.sse_customer_algorithm.is_some() {
         return Err(not_implemented(
@@ -154,12 +154,11 @@ fn copy_range(r: Option<&str>) -> S3Result<Option<coffer_objects::ByteRange>> {
 }
 
 pub async fn upload_part_copy(s3: &Coffer, req: S3Request<UploadPartCopyInput>) -> R<UploadPartCopyOutput> {
-    let caller = caller(&req)?;
     let input = &req.input;
-    let bucket = s3.bucket_for(caller, &input.bucket).await?;
+    let bucket = bucket(&req)?;
     let number = part_number(input.part_number)?;
-    let (src_bucket_name, src_key) = copy_source(&input.copy_source)?;
-    let src_bucket = s3.bucket_for(caller, src_bucket_name).await?;
+    let (_, src_key) = copy_source(&input.copy_source)?;
+    let src_bucket = source_bucket(&req)?;
     let src = Source {
         bucket: &src_bucket,
         key: src_key,
@@ -190,7 +189,7 @@ pub async fn complete(
     s3: &Coffer,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> R<CompleteMultipartUploadOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let parts = input.multipart_upload.as_ref().and_then(|m| m.parts.as_ref());
     let Some(parts) = parts.filter(|p| !p.is_empty()) else {
@@ -244,7 +243,7 @@ pub async fn complete(
 }
 
 pub async fn abort(s3: &Coffer, req: S3Request<AbortMultipartUploadInput>) -> R<AbortMultipartUploadOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     s3.store
         .abort_upload(&bucket, &req.input.key, &req.input.upload_id)
         .await
@@ -253,7 +252,7 @@ pub async fn abort(s3: &Coffer, req: S3Request<AbortMultipartUploadInput>) -> R<
 }
 
 pub async fn list_parts(s3: &Coffer, req: S3Request<ListPartsInput>) -> R<ListPartsOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let marker = u32::try_from(input.part_number_marker.unwrap_or(0)).unwrap_or(0);
     let max = usize::try_from(input.max_parts.unwrap_or(1000))
@@ -317,7 +316,7 @@ pub async fn list_uploads(
     s3: &Coffer,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> R<ListMultipartUploadsOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let q = UploadsQuery {
         prefix: input.prefix.clone().unwrap_or_default(),

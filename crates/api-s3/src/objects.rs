@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use sync_wrapper::SyncStream;
 
-use crate::access::caller;
+use crate::access::{bucket, source_bucket};
 use crate::buckets::full_control;
 use crate::convert::{self, AttrFields, SentChecksums};
 use crate::error::{OrS3, not_implemented, to_s3};
@@ -51,7 +51,7 @@ pub fn write_condition(
 }
 
 pub async fn put(s3: &Coffer, mut req: S3Request<PutObjectInput>) -> R<PutObjectOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &mut req.input;
     check_sse(
         input.server_side_encryption.as_ref(),
@@ -141,7 +141,7 @@ fn wanted_checksums(info: &ObjectInfo, mode: Option<&ChecksumMode>, whole: bool)
 }
 
 pub async fn get(s3: &Coffer, req: S3Request<GetObjectInput>) -> R<GetObjectOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     if input.sse_customer_algorithm.is_some() {
         return Err(not_implemented(
@@ -194,7 +194,7 @@ pub async fn get(s3: &Coffer, req: S3Request<GetObjectInput>) -> R<GetObjectOutp
 }
 
 pub async fn head(s3: &Coffer, req: S3Request<HeadObjectInput>) -> R<HeadObjectOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let input = &req.input;
     let info = s3.store.head_object(&bucket, &input.key).await.or_s3()?;
     let pre = convert::preconditions(
@@ -246,7 +246,7 @@ pub async fn head(s3: &Coffer, req: S3Request<HeadObjectInput>) -> R<HeadObjectO
 }
 
 pub async fn delete(s3: &Coffer, req: S3Request<DeleteObjectInput>) -> R<DeleteObjectOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     s3.store.delete_object(&bucket, &req.input.key).await.or_s3()?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
@@ -255,7 +255,7 @@ pub async fn delete(s3: &Coffer, req: S3Request<DeleteObjectInput>) -> R<DeleteO
 const MAX_DELETE_KEYS: usize = 1000;
 
 pub async fn delete_many(s3: &Coffer, req: S3Request<DeleteObjectsInput>) -> R<DeleteObjectsOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     let objects = &req.input.delete.objects;
     if objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(
@@ -311,15 +311,14 @@ pub fn copy_source(src: &CopySource) -> S3Result<(&str, &str)> {
 }
 
 pub async fn copy(s3: &Coffer, req: S3Request<CopyObjectInput>) -> R<CopyObjectOutput> {
-    let caller = caller(&req)?;
     let input = &req.input;
     check_sse(
         input.server_side_encryption.as_ref(),
         input.sse_customer_algorithm.as_ref(),
     )?;
-    let dst_bucket = s3.bucket_for(caller, &input.bucket).await?;
-    let (src_bucket_name, src_key) = copy_source(&input.copy_source)?;
-    let src_bucket = s3.bucket_for(caller, src_bucket_name).await?;
+    let dst_bucket = bucket(&req)?;
+    let (_, src_key) = copy_source(&input.copy_source)?;
+    let src_bucket = source_bucket(&req)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -374,7 +373,7 @@ pub fn copy_preconditions(
 }
 
 pub async fn acl(s3: &Coffer, req: S3Request<GetObjectAclInput>) -> R<GetObjectAclOutput> {
-    let bucket = s3.bucket_for(caller(&req)?, &req.input.bucket).await?;
+    let bucket = bucket(&req)?;
     s3.store.head_object(&bucket, &req.input.key).await.or_s3()?;
     let (grants, owner) = full_control(bucket.account_id());
     Ok(S3Response::new(GetObjectAclOutput {

@@ -1,13 +1,12 @@
 //! The s3s service: authentication, access, addressing, and the operation table.
 
 use coffer_iam::Iam;
-use coffer_objects::{BucketInfo, Store};
+use coffer_objects::Store;
 use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-use crate::access::{Access, Auth, Caller};
-use crate::error::{OrS3, access_denied};
+use crate::access::{Access, Auth};
 use crate::front::S3Front;
 use crate::host::Domains;
 use crate::{buckets, listing, multipart, objects};
@@ -21,12 +20,16 @@ pub struct S3Config {
 
 /// The S3 service over `store`, authenticating with the HMAC credentials in `iam`.
 pub fn build(store: Store, iam: Iam, config: &S3Config) -> S3Front {
+    let store_for_access = store.clone();
     let mut b = S3ServiceBuilder::new(Coffer {
         store,
         iam: iam.clone(),
     });
     b.set_auth(Auth { iam: iam.clone() });
-    b.set_access(Access { iam: iam.clone() });
+    b.set_access(Access {
+        iam: iam.clone(),
+        store: store_for_access,
+    });
     b.set_host(Domains::new(config.domains.iter().cloned()));
     S3Front::new(b.build(), iam)
 }
@@ -35,17 +38,6 @@ pub(crate) struct Coffer {
     pub store: Store,
     #[allow(dead_code)]
     pub iam: Iam,
-}
-
-impl Coffer {
-    /// The bucket, if the caller's instance owns it.
-    pub async fn bucket_for(&self, caller: &Caller, name: &str) -> S3Result<BucketInfo> {
-        let bucket = self.store.bucket(name).await.or_s3()?;
-        if bucket.instance_id() != caller.instance_id {
-            return Err(access_denied());
-        }
-        Ok(bucket)
-    }
 }
 
 type R<T> = S3Result<S3Response<T>>;

@@ -30,6 +30,11 @@ impl Md5 {
     }
 }
 
+/// SHA-256 of one buffer (for hashing high-entropy secrets such as API keys before storing).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(data).into()
+}
+
 /// The S3 flexible-checksum algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChecksumAlgorithm {

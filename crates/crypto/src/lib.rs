@@ -15,5 +15,9 @@
 )]
 
 mod digest;
+mod random;
+mod sign;
 
-pub use digest::{ChecksumAlgorithm, Checksums, Md5};
+pub use digest::{ChecksumAlgorithm, Checksums, Md5, sha256};
+pub use random::{random_array, random_bytes};
+pub use sign::{SignError, SigningKey, verify_signature};

@@ -85,3 +85,36 @@ pub struct HmacCredential {
     pub account: String,
     pub created: i64,
 }
+
+/// A service ID: a non-person identity for applications, with API keys of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceId {
+    /// `ServiceId-<uuid>`.
+    pub id: String,
+    /// `iam-ServiceId-<uuid>`.
+    pub iam_id: String,
+    pub account: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created: i64,
+}
+
+/// An API key. Only the SHA-256 of its secret is stored; the secret is shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// `ApiKey-<uuid>`.
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The user or service ID the key authenticates as.
+    pub iam_id: String,
+    pub account: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub created: i64,
+    pub created_by: String,
+}

@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// [default: localhost].
     #[arg(long = "domain")]
     domains: Vec<String>,
+    /// Lifetime of IAM access tokens in seconds [default: 3600].
+    #[arg(long, env = "COFFER_TOKEN_LIFETIME_SECS")]
+    token_lifetime_secs: Option<i64>,
 }
 
 /// The settings a config file may hold.
@@ -40,6 +43,7 @@ struct FileConfig {
     control_listen: Option<SocketAddr>,
     region: Option<String>,
     domains: Option<Vec<String>>,
+    token_lifetime_secs: Option<i64>,
 }
 
 /// The validated settings of `coffer serve`.
@@ -52,6 +56,9 @@ pub struct Config {
     pub domains: Vec<String>,
     /// Admin HMAC credentials preset through the environment.
     pub admin_hmac: Option<(String, SecretString)>,
+    /// Admin API key preset through the environment.
+    pub admin_api_key: Option<SecretString>,
+    pub token_lifetime_secs: i64,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -95,6 +102,17 @@ impl ServeArgs {
             (Err(_), Err(_)) => None,
             _ => bail!("set both COFFER_ADMIN_ACCESS_KEY and COFFER_ADMIN_SECRET_KEY, or neither"),
         };
+        let token_lifetime_secs = self
+            .token_lifetime_secs
+            .or(file.token_lifetime_secs)
+            .unwrap_or(3600);
+        if !(1..=86_400).contains(&token_lifetime_secs) {
+            bail!("the token lifetime must be 1 to 86400 seconds");
+        }
+        let admin_api_key = std::env::var("COFFER_ADMIN_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(SecretString::new);
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -111,6 +129,8 @@ impl ServeArgs {
             region,
             domains,
             admin_hmac,
+            admin_api_key,
+            token_lifetime_secs,
         })
     }
 }

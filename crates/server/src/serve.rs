@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use anyhow::Context;
-use coffer_iam::{BootstrapRequest, Iam};
+use coffer_iam::{BootstrapRequest, Iam, SecretString, TokenConfig};
 use coffer_objects::Store;
 use coffer_storage::local::{FsBlobStore, RedbMetaStore};
 use hyper_util::service::TowerToHyperService;
@@ -41,16 +41,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let iam = Iam::new(meta.clone());
-    let boot = iam
-        .bootstrap(BootstrapRequest {
-            admin_hmac: cfg.admin_hmac.clone(),
-        })
-        .await
-        .context("bootstrap")?;
-    let instance = iam.instance(&boot.cos_instance_id).await?;
-    let admin = iam.hmac(&boot.admin_access_key_id).await?;
-
     let s3_listener = TcpListener::bind(cfg.s3_listen)
         .await
         .with_context(|| format!("binding {}", cfg.s3_listen))?;
@@ -59,6 +49,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cfg.control_listen))?;
     let s3_endpoint = format!("http://{}", s3_listener.local_addr()?);
     let control_endpoint = format!("http://{}", control_listener.local_addr()?);
+
+    let tokens = TokenConfig {
+        lifetime_secs: cfg.token_lifetime_secs,
+        issuer: format!("{control_endpoint}/identity"),
+        ..TokenConfig::default()
+    };
+    let iam = Iam::open(meta.clone(), tokens)
+        .await
+        .context("opening the identity store")?;
+    let boot = iam
+        .bootstrap(BootstrapRequest {
+            admin_hmac: cfg.admin_hmac.clone(),
+        })
+        .await
+        .context("bootstrap")?;
+    let instance = iam.instance(&boot.cos_instance_id).await?;
+    let admin = iam.hmac(&boot.admin_access_key_id).await?;
+    let known = bootstrap::known_api_key(&cfg.data_dir).map(SecretString::new);
+    let api_key = iam
+        .admin_apikey(&boot, known, cfg.admin_api_key.clone())
+        .await
+        .context("admin API key")?;
 
     let path = bootstrap::write(
         &cfg.data_dir,
@@ -70,6 +82,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             admin_iam_id: &boot.admin_iam_id,
             admin_access_key_id: &admin.access_key_id,
             admin_secret_access_key: admin.secret_access_key.expose(),
+            admin_api_key: api_key.expose(),
             s3_endpoint: &s3_endpoint,
             control_endpoint: &control_endpoint,
         },
@@ -78,13 +91,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let s3 = coffer_api_s3::build(
         store,
-        iam,
+        iam.clone(),
         &coffer_api_s3::S3Config {
             domains: cfg.domains.clone(),
         },
     );
     let control = coffer_api_control::router(coffer_api_control::ControlState {
+        iam,
         region: cfg.region.clone(),
+        public_url: control_endpoint.clone(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
