@@ -1,6 +1,7 @@
 //! The `coffer` binary: `coffer serve` runs the object store and its control plane.
 
 mod bootstrap;
+mod cli;
 mod config;
 mod http;
 mod serve;
@@ -22,12 +23,14 @@ struct Cli {
 enum Command {
     /// Run coffer: the S3 endpoint and the control plane.
     Serve(config::ServeArgs),
+    /// Manage identities and policies of a running coffer.
+    Iam(cli::IamCommand),
 }
 
 /// s3s logs every error it answers, client mistakes included; coffer logs its own failures.
 const DEFAULT_LOG: &str = "info,s3s=off";
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -36,8 +39,20 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without a backtrace: these are messages for operators.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args.resolve()?)),
+        Command::Iam(cmd) => runtime.block_on(cmd.run()),
     }
 }
