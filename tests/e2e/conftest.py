@@ -507,3 +507,158 @@ def put_unsigned_trailer(server: CofferServer, bucket: str, key: str, data: byte
     prepared = req.prepare()
     return requests.put(prepared.url, headers=dict(prepared.headers), data=bytes(body), timeout=60)
 
+
+
+# -- IAM: tokens, identities and policies through the control plane ---------------------------
+
+APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
+
+# Role name -> role CRN as IBM's policy API spells it.
+ROLE_CRNS = {
+    "ObjectReader": "crn:v1:bluemix:public:cloud-object-storage::::serviceRole:ObjectReader",
+    "ContentReader": "crn:v1:bluemix:public:cloud-object-storage::::serviceRole:ContentReader",
+    "ObjectWriter": "crn:v1:bluemix:public:cloud-object-storage::::serviceRole:ObjectWriter",
+    "Reader": "crn:v1:bluemix:public:iam::::serviceRole:Reader",
+    "Writer": "crn:v1:bluemix:public:iam::::serviceRole:Writer",
+    "Manager": "crn:v1:bluemix:public:iam::::serviceRole:Manager",
+    "Viewer": "crn:v1:bluemix:public:iam::::role:Viewer",
+    "Operator": "crn:v1:bluemix:public:iam::::role:Operator",
+    "Editor": "crn:v1:bluemix:public:iam::::role:Editor",
+    "Administrator": "crn:v1:bluemix:public:iam::::role:Administrator",
+}
+
+
+def fetch_token(server: CofferServer, apikey: str, *, path: str = "/identity/token") -> dict:
+    """The token response of an API-key grant (asserted 200)."""
+    r = requests.post(f"{server.control_endpoint}{path}", data={"grant_type": APIKEY_GRANT, "apikey": apikey},
+                      headers={"Accept": "application/json"}, timeout=10)
+    assert r.status_code == 200, f"token for an API key: {r.status_code} {r.text[:300]}"
+    return r.json()
+
+
+def jwt_parts(token: str) -> tuple[dict, dict, bytes]:
+    """(header, claims, signature) of a JWT, nothing verified."""
+    def dec(seg: str) -> bytes:
+        return base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))
+
+    h, p, s = token.split(".")
+    return json.loads(dec(h)), json.loads(dec(p)), dec(s)
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def assert_platform_error(resp: requests.Response, status: int) -> dict:
+    """An IBM platform API error: the status, and `{trace, errors[{code, message}], status_code}`."""
+    detail = f"{resp.request.method} {resp.request.url}: {resp.status_code} {resp.text[:400]!r}"
+    assert resp.status_code == status, f"expected {status}; got {detail}"
+    body = resp.json()
+    assert isinstance(body.get("trace"), str) and body["trace"], detail
+    assert body.get("status_code") == status, detail
+    errors = body.get("errors")
+    assert isinstance(errors, list) and errors, detail
+    assert isinstance(errors[0].get("code"), str) and errors[0]["code"], detail
+    assert isinstance(errors[0].get("message"), str) and errors[0]["message"], detail
+    return body
+
+
+class IamAdmin:
+    """Calls the control plane's platform APIs with a bearer token (the account owner's by default)."""
+
+    def __init__(self, server: CofferServer, apikey: str | None = None):
+        self.server = server
+        b = server.bootstrap
+        self.account_id = b["account_id"]
+        self.cos_instance_id = b["cos_instance_id"]
+        self.cos_instance_crn = b["cos_instance_crn"]
+        self.apikey = apikey or b["admin_api_key"]
+        self.token = fetch_token(server, self.apikey)["access_token"]
+
+    def call(self, method: str, path: str, *, expect: int | None = None, token: str | None = None,
+             **kw) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token or self.token}", **kw.pop("headers", {})}
+        r = requests.request(method, self.server.control_endpoint + path, headers=headers, timeout=10, **kw)
+        if expect is not None:
+            assert r.status_code == expect, f"{method} {path}: expected {expect}, got {r.status_code} {r.text[:400]}"
+        return r
+
+    def create_user(self, name: str | None = None) -> dict:
+        return self.call("POST", "/v1/users", json={"name": name or unique_name("user")}, expect=201).json()
+
+    def create_service_id(self, name: str | None = None) -> dict:
+        return self.call("POST", "/v1/serviceids", json={"name": name or unique_name("svc")}, expect=201).json()
+
+    def create_apikey(self, iam_id: str, name: str | None = None) -> dict:
+        body = {"name": name or unique_name("key"), "iam_id": iam_id}
+        return self.call("POST", "/v1/apikeys", json=body, expect=201).json()
+
+    def create_hmac(self, iam_id: str, instance_id: str | None = None) -> dict:
+        body = {"iam_id": iam_id, "instance_id": instance_id or self.cos_instance_id}
+        return self.call("POST", "/v1/hmac_keys", json=body, expect=201).json()
+
+    def identity(self, kind: str = "user") -> dict:
+        """A new user or service ID with an API key: `{iam_id, apikey, apikey_id}`."""
+        ident = self.create_user() if kind == "user" else self.create_service_id()
+        key = self.create_apikey(ident["iam_id"])
+        return {"iam_id": ident["iam_id"], "apikey": key["apikey"], "apikey_id": key["id"], "identity": ident}
+
+    def cos_resource(self, bucket: str | None = None) -> dict:
+        attrs = [
+            {"name": "accountId", "value": self.account_id},
+            {"name": "serviceName", "value": "cloud-object-storage"},
+            {"name": "serviceInstance", "value": self.cos_instance_id},
+        ]
+        if bucket is not None:
+            attrs += [{"name": "resourceType", "value": "bucket"}, {"name": "resource", "value": bucket}]
+        return {"attributes": attrs}
+
+    def grant(self, iam_id: str, role: str, *, bucket: str | None = None) -> dict:
+        """An access policy: `role` (a name of ROLE_CRNS) for `iam_id` on the COS instance (or one bucket)."""
+        body = {
+            "type": "access",
+            "subjects": [{"attributes": [{"name": "iam_id", "value": iam_id}]}],
+            "roles": [{"role_id": ROLE_CRNS[role]}],
+            "resources": [self.cos_resource(bucket)],
+        }
+        return self.call("POST", "/v1/policies", json=body, expect=201).json()
+
+
+@pytest.fixture(scope="session")
+def iam(server) -> IamAdmin:
+    """The account owner on the session server's control plane."""
+    return IamAdmin(server)
+
+
+def ibm_cos_client(server: CofferServer, apikey: str, *, instance_id: str | None = None, **config):
+    """ibm_boto3 in IAM (oauth) mode with an API key, as IBM documents it."""
+    import ibm_boto3
+    from ibm_botocore.client import Config as IbmConfig
+
+    settings = {"signature_version": "oauth", "retries": {"max_attempts": 0}, "connect_timeout": 5,
+                "read_timeout": 60, **config}
+    return ibm_boto3.client(
+        "s3",
+        ibm_api_key_id=apikey,
+        ibm_service_instance_id=instance_id or server.bootstrap["cos_instance_id"],
+        ibm_auth_endpoint=f"{server.control_endpoint}/identity/token",
+        config=IbmConfig(**settings),
+        endpoint_url=server.endpoint,
+    )
+
+
+def ibm_hmac_client(server: CofferServer, access_key: str, secret_key: str, **config):
+    """ibm_boto3 with an HMAC credential (SigV4)."""
+    import ibm_boto3
+    from ibm_botocore.client import Config as IbmConfig
+
+    settings = {"signature_version": "s3v4", "retries": {"max_attempts": 0}, "connect_timeout": 5,
+                "read_timeout": 60, "s3": {"addressing_style": "path"}, **config}
+    return ibm_boto3.client(
+        "s3",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=REGION,
+        config=IbmConfig(**settings),
+        endpoint_url=server.endpoint,
+    )

@@ -41,11 +41,8 @@ pub async fn create(
         &target(&input.resources, who.account()),
     )
     .await?;
-    let policy = s
-        .iam
-        .create_policy(input, who.account(), who.iam_id(), &s.public_url)
-        .await?;
-    Ok((StatusCode::CREATED, Json(policy)))
+    let policy = s.iam.create_policy(input, who.account(), who.iam_id()).await?;
+    Ok((StatusCode::CREATED, Json(absolute(&s, policy))))
 }
 
 #[derive(Deserialize)]
@@ -65,16 +62,20 @@ pub async fn list(
     if account != who.account() {
         return Err(ControlError::Forbidden("policies of another account".into()).into());
     }
-    require(
-        &s,
-        &who,
-        Action::IamViewPolicies,
-        &Resource {
-            account: account.clone(),
-            ..Resource::default()
+    // Whoever may not read the account's policies sees their own (as IBM lists only what the
+    // caller may read).
+    let account_wide = Resource {
+        account: account.clone(),
+        ..Resource::default()
+    };
+    let iam_id = match require(&s, &who, Action::IamViewPolicies, &account_wide).await {
+        Ok(()) => q.iam_id,
+        Err(ControlError::Forbidden(_)) => match q.iam_id {
+            Some(id) if id != who.iam_id() => return Ok(Json(json!({ "policies": [] }))),
+            _ => Some(who.iam_id().to_owned()),
         },
-    )
-    .await?;
+        Err(e) => return Err(e.into()),
+    };
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
         Some("access") => Some(PolicyType::Access),
@@ -83,8 +84,22 @@ pub async fn list(
             return Err(ControlError::bad("invalid_query", format!("unknown policy type {other:?}")).into());
         }
     };
-    let policies = s.iam.list_policies(&account, kind, q.iam_id.as_deref()).await?;
+    let policies: Vec<Policy> = s
+        .iam
+        .list_policies(&account, kind, iam_id.as_deref())
+        .await?
+        .into_iter()
+        .map(|p| absolute(&s, p))
+        .collect();
     Ok(Json(json!({ "policies": policies })))
+}
+
+/// The policy with an absolute `href` on this control plane.
+fn absolute(s: &ControlState, mut p: Policy) -> Policy {
+    if p.href.starts_with('/') {
+        p.href = format!("{}{}", s.public_url, p.href);
+    }
+    p
 }
 
 async fn visible(s: &ControlState, who: &Authenticated, id: &str) -> Result<Policy, ControlError> {
@@ -111,7 +126,7 @@ pub async fn get(
         },
     )
     .await?;
-    Ok(Json(p))
+    Ok(Json(absolute(&s, p)))
 }
 
 pub async fn delete(

@@ -34,8 +34,8 @@ impl hyper::service::Service<http::Request<Incoming>> for S3Front {
         let bearer = bearer_token(&req);
         let (inner, iam) = (self.inner.clone(), self.iam.clone());
         Box::pin(async move {
-            // An IAM token (ibm_boto3 in oauth mode): s3s does not know the scheme and sees an
-            // anonymous request, which `Access` accepts with the verified caller attached.
+            // An IAM token (ibm_boto3 in oauth mode): verified here, then s3s sees an anonymous
+            // request, which `Access` accepts with the verified caller attached.
             if let Some(token) = bearer {
                 match iam.principal_for_token(&token).await {
                     Ok(principal) => {
@@ -43,6 +43,9 @@ impl hyper::service::Service<http::Request<Incoming>> for S3Front {
                             principal,
                             hmac_instance: None,
                         });
+                        // s3s would try to read the header as a signature; the token has
+                        // done its work.
+                        req.headers_mut().remove(header::AUTHORIZATION);
                     }
                     Err(e) => return Ok(token_refused(e)),
                 }

@@ -14,10 +14,20 @@
     )
 )]
 
+mod aead;
 mod digest;
+mod error;
+mod kdf;
+mod oaep;
+mod pkcs11;
 mod random;
 mod sign;
 
+pub use aead::{AeadKey, KEY_LEN, KeyMaterial, NONCE_LEN, TAG_LEN, open, seal};
 pub use digest::{ChecksumAlgorithm, Checksums, Md5, sha256};
+pub use error::CryptoError;
+pub use kdf::{Argon2Params, argon2id, hkdf_sha256};
+pub use oaep::{ImportKeyPair, OaepHash};
+pub use pkcs11::{KeyProtection, Pkcs11Token};
 pub use random::{random_array, random_bytes};
 pub use sign::{SignError, SigningKey, verify_signature};

@@ -59,6 +59,13 @@ fn access(iam_id: &str, roles: &[Role], resource: &[(&str, &str)]) -> PolicyInpu
 }
 
 impl Iam {
+    pub(crate) async fn bootstrap_record(&self) -> Result<Option<Bootstrap>> {
+        match self.meta.get(SYSTEM, BOOTSTRAP_KEY.as_bytes()).await? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Creates the default account on the first start; afterwards returns it, adding preset
     /// admin HMAC credentials if they are new.
     pub async fn bootstrap(&self, req: BootstrapRequest) -> Result<Bootstrap> {
@@ -109,13 +116,11 @@ impl Iam {
         Self::insert(&mut b, USERS, &admin.iam_id, &admin)?;
         self.meta.commit(b).await?;
 
-        let href = "";
         let everything = [("accountId", account.id.as_str())];
         self.create_policy(
             access(&admin.iam_id, &[Role::Administrator, Role::Manager], &everything),
             &account.id,
             &admin.iam_id,
-            href,
         )
         .await?;
         for kms in [ServiceKind::Kms, ServiceKind::HsCrypto] {
@@ -124,7 +129,6 @@ impl Iam {
                 access(&admin.iam_id, &[Role::KeyPurge], &scope),
                 &account.id,
                 &admin.iam_id,
-                href,
             )
             .await?;
         }

@@ -101,8 +101,16 @@ impl Iam {
         }
     }
 
+    /// Deletes a user, except the account owner (the account would have no administrator).
     pub async fn delete_user(&self, iam_id: &str) -> Result<()> {
         self.user(iam_id).await?;
+        if self
+            .bootstrap_record()
+            .await?
+            .is_some_and(|b| b.admin_iam_id == iam_id)
+        {
+            return Err(Error::invalid("the account owner cannot be deleted"));
+        }
         self.delete_identity(USERS, iam_id).await
     }
 

@@ -22,7 +22,10 @@ fn subject_key(p: &Policy) -> Option<String> {
 }
 
 fn rfc3339_now() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    // Seconds precision, as IBM answers.
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -50,14 +53,9 @@ fn check_operators(attrs: &Attributes) -> Result<()> {
 }
 
 impl Iam {
-    /// Validates and stores a policy created by `created_by` in `account`.
-    pub async fn create_policy(
-        &self,
-        input: PolicyInput,
-        account: &str,
-        created_by: &str,
-        href_base: &str,
-    ) -> Result<Policy> {
+    /// Validates and stores a policy created by `created_by` in `account`. Its `href` is
+    /// relative; the API makes it absolute.
+    pub async fn create_policy(&self, input: PolicyInput, account: &str, created_by: &str) -> Result<Policy> {
         let (subject, resource) = match (input.subjects.as_slice(), input.resources.as_slice()) {
             ([s], [r]) => (s, r),
             _ => {
@@ -85,7 +83,7 @@ impl Iam {
         let id = new_uuid();
         let stamp = rfc3339_now();
         let policy = Policy {
-            href: format!("{href_base}/v1/policies/{id}"),
+            href: format!("/v1/policies/{id}"),
             id,
             kind: input.kind,
             description: input.description,
