@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod identities;
+mod kms;
 mod policies;
 mod token;
 
@@ -14,11 +15,13 @@ use coffer_iam::Iam;
 use serde_json::{Value, json};
 
 pub use error::{ControlError, PlatformError};
+pub use kms::PeerAddr;
 
 /// What the control plane needs to answer.
 #[derive(Clone)]
 pub struct ControlState {
     pub iam: Iam,
+    pub kms: coffer_kms::Kms,
     pub region: String,
     /// The control plane's own base URL, for `href`s.
     pub public_url: String,
@@ -57,6 +60,7 @@ pub fn router(state: ControlState) -> Router {
             post(identities::create_hmac).get(identities::list_hmac),
         )
         .route("/v1/hmac_keys/{access_key_id}", delete(identities::delete_hmac))
+        .merge(kms::routes())
         .with_state(state)
 }
 

@@ -22,6 +22,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let meta = Arc::new(RedbMetaStore::open(&dir.path().join("m.redb")).unwrap());
+    let meta_for_kms = meta.clone();
     let iam = Iam::open(meta, TokenConfig::default()).await.unwrap();
     let boot = iam.bootstrap(BootstrapRequest::default()).await.unwrap();
     let admin_key = iam
@@ -30,8 +31,12 @@ async fn fixture() -> Fixture {
         .unwrap()
         .expose()
         .to_owned();
+    let kms = coffer_kms::Kms::open(meta_for_kms, iam.clone(), coffer_kms::Timing::default(), None)
+        .await
+        .unwrap();
     let state = ControlState {
         iam,
+        kms,
         region: "us-south".into(),
         public_url: "http://control".into(),
     };

@@ -37,6 +37,7 @@ mod wrap;
 #[cfg(test)]
 mod tests;
 
+pub use coffer_crypto::KeyMaterial;
 pub use config::{Pkcs11Config, Timing};
 pub use error::{KmsError, Result};
 pub use events::{AckState, EventKind, EventSubscriber, KeyEvent};

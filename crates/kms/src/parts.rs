@@ -47,6 +47,16 @@ fn aad(instance: &str, index: u32) -> Vec<u8> {
     format!("{FORMAT}|{instance}|{index}").into_bytes()
 }
 
+/// A part sent as 64 hex characters.
+pub fn part_from_hex(hex_part: &str) -> Result<KeyMaterial> {
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(hex_part.trim())
+            .map_err(|_| KmsError::field("INVALID_FIELD_ERR", "part", "a part is 64 hex characters"))?,
+    );
+    KeyMaterial::from_slice(&bytes)
+        .map_err(|_| KmsError::field("INVALID_FIELD_ERR", "part", "a part is 32 bytes"))
+}
+
 /// `n` fresh parts and the verification pattern of the master key they make.
 pub fn generate(n: u32) -> (Vec<KeyMaterial>, String) {
     let parts: Vec<KeyMaterial> = (0..n).map(|_| KeyMaterial::generate()).collect();

@@ -17,15 +17,19 @@ pub struct BootstrapFile<'a> {
     pub admin_access_key_id: &'a str,
     pub admin_secret_access_key: &'a str,
     pub admin_api_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_instance_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_instance_crn: Option<&'a str>,
     pub s3_endpoint: &'a str,
     pub control_endpoint: &'a str,
 }
 
-/// The admin API key recorded by an earlier start, if the file is there.
-pub fn known_api_key(data_dir: &Path) -> Option<String> {
+/// A field recorded by an earlier start, if the file is there.
+pub fn known_field(data_dir: &Path, name: &str) -> Option<String> {
     let text = fs::read(data_dir.join("bootstrap.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    v.get("admin_api_key")?.as_str().map(str::to_owned)
+    v.get(name)?.as_str().map(str::to_owned)
 }
 
 /// Writes the file readable by its owner only (mode 0600), replacing it atomically.

@@ -44,6 +44,24 @@ struct FileConfig {
     region: Option<String>,
     domains: Option<Vec<String>>,
     token_lifetime_secs: Option<i64>,
+    #[serde(default)]
+    kms: KmsFile,
+}
+
+/// The `[kms]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KmsFile {
+    rotate_min_interval_secs: Option<i64>,
+    state_change_delay_secs: Option<i64>,
+    purge_delay_secs: Option<i64>,
+    restore_window_secs: Option<i64>,
+    sync_min_interval_secs: Option<i64>,
+    month_secs: Option<i64>,
+    dual_auth_window_secs: Option<i64>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token_label: Option<String>,
+    pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// The validated settings of `coffer serve`.
@@ -59,6 +77,91 @@ pub struct Config {
     /// Admin API key preset through the environment.
     pub admin_api_key: Option<SecretString>,
     pub token_lifetime_secs: i64,
+    pub kms_timing: coffer_kms::Timing,
+    pub pkcs11: Option<coffer_kms::Pkcs11Config>,
+}
+
+/// A number from the environment (`COFFER_KMS_<NAME>`), else the file, else the default.
+fn kms_setting(name: &str, file: Option<i64>, default: i64) -> anyhow::Result<i64> {
+    let var = format!("COFFER_KMS_{}", name.to_ascii_uppercase());
+    let v = match std::env::var(&var) {
+        Ok(s) => s
+            .parse()
+            .with_context(|| format!("{var} must be a number of seconds"))?,
+        Err(_) => file.unwrap_or(default),
+    };
+    if v < 0 {
+        bail!("{var} must not be negative");
+    }
+    Ok(v)
+}
+
+fn kms_timing(f: &KmsFile) -> anyhow::Result<coffer_kms::Timing> {
+    let d = coffer_kms::Timing::default();
+    Ok(coffer_kms::Timing {
+        rotate_min_interval_secs: kms_setting(
+            "rotate_min_interval_secs",
+            f.rotate_min_interval_secs,
+            d.rotate_min_interval_secs,
+        )?,
+        state_change_delay_secs: kms_setting(
+            "state_change_delay_secs",
+            f.state_change_delay_secs,
+            d.state_change_delay_secs,
+        )?,
+        purge_delay_secs: kms_setting("purge_delay_secs", f.purge_delay_secs, d.purge_delay_secs)?,
+        restore_window_secs: kms_setting(
+            "restore_window_secs",
+            f.restore_window_secs,
+            d.restore_window_secs,
+        )?,
+        sync_min_interval_secs: kms_setting(
+            "sync_min_interval_secs",
+            f.sync_min_interval_secs,
+            d.sync_min_interval_secs,
+        )?,
+        month_secs: kms_setting("month_secs", f.month_secs, d.month_secs)?.max(1),
+        dual_auth_window_secs: kms_setting(
+            "dual_auth_window_secs",
+            f.dual_auth_window_secs,
+            d.dual_auth_window_secs,
+        )?,
+    })
+}
+
+/// The PKCS#11 provider's settings, if a module is configured. The PIN comes from
+/// `COFFER_PKCS11_PIN` or a file readable by its owner only.
+fn pkcs11(f: &KmsFile) -> anyhow::Result<Option<coffer_kms::Pkcs11Config>> {
+    let module = std::env::var_os("COFFER_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .or_else(|| f.pkcs11_module.clone());
+    let Some(module) = module else { return Ok(None) };
+    let token_label = std::env::var("COFFER_PKCS11_TOKEN_LABEL")
+        .ok()
+        .or_else(|| f.pkcs11_token_label.clone())
+        .unwrap_or_else(|| "coffer".into());
+    let pin = match (std::env::var("COFFER_PKCS11_PIN"), &f.pkcs11_pin_file) {
+        (Ok(pin), _) => pin,
+        (Err(_), Some(path)) => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                bail!("{} is readable by others: make it mode 0600", path.display());
+            }
+            std::fs::read_to_string(path)?.trim().to_owned()
+        }
+        (Err(_), None) => {
+            bail!("a PKCS#11 module is configured without a PIN: set COFFER_PKCS11_PIN or pkcs11_pin_file")
+        }
+    };
+    Ok(Some(coffer_kms::Pkcs11Config {
+        module,
+        token_label,
+        pin: SecretString::new(pin),
+    }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -113,6 +216,8 @@ impl ServeArgs {
             .ok()
             .filter(|k| !k.is_empty())
             .map(SecretString::new);
+        let kms_timing = kms_timing(&file.kms)?;
+        let pkcs11 = pkcs11(&file.kms)?;
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -131,6 +236,8 @@ impl ServeArgs {
             admin_hmac,
             admin_api_key,
             token_lifetime_secs,
+            kms_timing,
+            pkcs11,
         })
     }
 }

@@ -16,12 +16,14 @@ const DRAIN: Duration = Duration::from_secs(60);
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-pub async fn serve<S, B>(
+/// Serves connections, each with the service `make` builds for its peer address.
+pub async fn serve<M, S, B>(
     name: &'static str,
     listener: TcpListener,
-    service: S,
+    make: M,
     mut stop: watch::Receiver<bool>,
 ) where
+    M: Fn(std::net::SocketAddr) -> S,
     S: Service<hyper::Request<Incoming>, Response = hyper::Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -44,7 +46,7 @@ pub async fn serve<S, B>(
                 };
                 // Small responses on a kept-alive connection must not wait for a delayed ACK.
                 let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
+                let conn = builder.serve_connection(TokioIo::new(stream), make(peer)).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

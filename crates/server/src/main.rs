@@ -3,6 +3,7 @@
 mod bootstrap;
 mod cli;
 mod config;
+mod devkms;
 mod http;
 mod serve;
 

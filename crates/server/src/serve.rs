@@ -5,7 +5,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use anyhow::Context;
-use coffer_iam::{BootstrapRequest, Iam, SecretString, TokenConfig};
+use coffer_api_control::PeerAddr;
+use coffer_iam::{BootstrapRequest, Iam, Principal, SecretString, TokenConfig};
+use coffer_kms::Kms;
 use coffer_objects::Store;
 use coffer_storage::local::{FsBlobStore, RedbMetaStore};
 use hyper_util::service::TowerToHyperService;
@@ -14,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::bootstrap::{self, BootstrapFile};
 use crate::config::Config;
+use crate::devkms;
 use crate::http;
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -58,6 +61,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let iam = Iam::open(meta.clone(), tokens)
         .await
         .context("opening the identity store")?;
+    let fresh = iam.bootstrap_record().await?.is_none();
     let boot = iam
         .bootstrap(BootstrapRequest {
             admin_hmac: cfg.admin_hmac.clone(),
@@ -66,11 +70,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("bootstrap")?;
     let instance = iam.instance(&boot.cos_instance_id).await?;
     let admin = iam.hmac(&boot.admin_access_key_id).await?;
-    let known = bootstrap::known_api_key(&cfg.data_dir).map(SecretString::new);
+    let known = bootstrap::known_field(&cfg.data_dir, "admin_api_key").map(SecretString::new);
     let api_key = iam
         .admin_apikey(&boot, known, cfg.admin_api_key.clone())
         .await
         .context("admin API key")?;
+
+    let kms = Kms::open(
+        meta.clone(),
+        iam.clone(),
+        cfg.kms_timing.clone(),
+        cfg.pkcs11.clone(),
+    )
+    .await
+    .context("opening the key management service")?;
+    let admin_principal = Principal::Identity {
+        iam_id: boot.admin_iam_id.clone(),
+        account: boot.account_id.clone(),
+    };
+    let dev_kms = devkms::ensure(
+        &kms,
+        &admin_principal,
+        &cfg.data_dir,
+        &cfg.region,
+        fresh,
+        bootstrap::known_field(&cfg.data_dir, "kms_instance_id"),
+    )
+    .await
+    .context("the development KMS instance")?;
 
     let path = bootstrap::write(
         &cfg.data_dir,
@@ -83,6 +110,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             admin_access_key_id: &admin.access_key_id,
             admin_secret_access_key: admin.secret_access_key.expose(),
             admin_api_key: api_key.expose(),
+            kms_instance_id: dev_kms.as_ref().map(|(id, _)| id.as_str()),
+            kms_instance_crn: dev_kms.as_ref().map(|(_, crn)| crn.as_str()),
             s3_endpoint: &s3_endpoint,
             control_endpoint: &control_endpoint,
         },
@@ -98,21 +127,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let control = coffer_api_control::router(coffer_api_control::ControlState {
         iam,
+        kms: kms.clone(),
         region: cfg.region.clone(),
         public_url: control_endpoint.clone(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let s3_task = tokio::spawn(http::serve("s3", s3_listener, s3, stop_rx.clone()));
+    let s3_task = tokio::spawn(http::serve(
+        "s3",
+        s3_listener,
+        move |_| s3.clone(),
+        stop_rx.clone(),
+    ));
     let control_task = tokio::spawn(http::serve(
         "control",
         control_listener,
-        TowerToHyperService::new(control),
+        move |peer| TowerToHyperService::new(control.clone().layer(axum::Extension(PeerAddr(peer)))),
         stop_rx,
     ));
     tracing::info!(s3 = %s3_endpoint, control = %control_endpoint, "coffer is serving");
 
+    let rotation = tokio::spawn(rotate_on_schedule(kms, cfg.kms_timing.month_secs));
+
     wait_for_signal().await;
+    rotation.abort();
     tracing::info!("shutting down: no new connections; in-flight requests finish");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(s3_task, control_task);
@@ -131,6 +169,20 @@ fn print_welcome(bootstrap: &str, s3: &str, control: &str) {
     println!("  export AWS_SECRET_ACCESS_KEY=$(jq -r .admin_secret_access_key {bootstrap})");
     println!("  aws --endpoint-url {s3} s3 mb s3://my-bucket");
     println!("  aws --endpoint-url {s3} s3 cp ./file s3://my-bucket/");
+}
+
+/// Rotates root keys whose rotation policy is due, checking often enough for the configured
+/// month length.
+async fn rotate_on_schedule(kms: Kms, month_secs: i64) {
+    let period = std::time::Duration::from_secs(u64::try_from((month_secs / 4).clamp(1, 60)).unwrap_or(60));
+    loop {
+        tokio::time::sleep(period).await;
+        match kms.rotate_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rotated = n, "rotated keys on schedule"),
+            Err(e) => tracing::error!(error = %e, "scheduled rotation failed"),
+        }
+    }
 }
 
 async fn wait_for_signal() {

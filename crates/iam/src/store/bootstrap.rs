@@ -59,7 +59,8 @@ fn access(iam_id: &str, roles: &[Role], resource: &[(&str, &str)]) -> PolicyInpu
 }
 
 impl Iam {
-    pub(crate) async fn bootstrap_record(&self) -> Result<Option<Bootstrap>> {
+    /// What the first start created, if it happened.
+    pub async fn bootstrap_record(&self) -> Result<Option<Bootstrap>> {
         match self.meta.get(SYSTEM, BOOTSTRAP_KEY.as_bytes()).await? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
