@@ -26,6 +26,8 @@ enum Command {
     Serve(config::ServeArgs),
     /// Manage identities and policies of a running coffer.
     Iam(cli::IamCommand),
+    /// Manage key management instances and their master keys.
+    Kms(cli::KmsCommand),
 }
 
 /// s3s logs every error it answers, client mistakes included; coffer logs its own failures.
@@ -55,5 +57,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args.resolve()?)),
         Command::Iam(cmd) => runtime.block_on(cmd.run()),
+        Command::Kms(cmd) => runtime.block_on(cmd.run()),
     }
 }

@@ -3,12 +3,14 @@
 
 mod client;
 mod iam;
+mod kms;
 mod output;
 
 use std::path::PathBuf;
 
 pub use client::ControlClient;
 pub use iam::IamCommand;
+pub use kms::KmsCommand;
 
 /// Where the control plane is and how to authenticate to it.
 #[derive(Debug, clap::Args)]
