@@ -2,7 +2,7 @@
 
 use coffer_objects::Owner as BucketOwner;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::access::{authorized, bucket, caller};
 use crate::convert::timestamp;
@@ -69,9 +69,10 @@ pub async fn create(s3: &Coffer, req: S3Request<CreateBucketInput>) -> R<CreateB
         account_id,
         instance_id,
     };
+    let root_key = root_key_request(&req.headers)?;
     let bucket = s3
         .store
-        .create_bucket(&owner, &req.input.bucket, constraint)
+        .create_bucket(&owner, &req.input.bucket, constraint, root_key.as_deref())
         .await
         .or_s3()?;
     Ok(S3Response::new(CreateBucketOutput {
@@ -88,7 +89,40 @@ pub async fn head(s3: &Coffer, req: S3Request<HeadBucketInput>) -> R<HeadBucketO
     if let Ok(v) = bucket.location().parse() {
         resp.headers.insert("ibm-bucket-location", v);
     }
+    key_protect_headers(&bucket, &mut resp.headers);
     Ok(resp)
+}
+
+/// The root key asked for by `ibm-sse-kp-customer-root-key-crn` (with
+/// `ibm-sse-kp-encryption-algorithm`, `AES256` with or without quotes, or absent).
+fn root_key_request(headers: &http::HeaderMap) -> S3Result<Option<String>> {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().map(str::trim));
+    if let Some(alg) = header("ibm-sse-kp-encryption-algorithm") {
+        let alg = alg.map_err(|_| s3_error!(InvalidArgument, "invalid ibm-sse-kp-encryption-algorithm"))?;
+        if alg.trim_matches('"') != "AES256" {
+            return Err(s3_error!(
+                InvalidArgument,
+                "ibm-sse-kp-encryption-algorithm must be AES256"
+            ));
+        }
+    }
+    match header("ibm-sse-kp-customer-root-key-crn") {
+        None => Ok(None),
+        Some(Ok(crn)) if !crn.is_empty() => Ok(Some(crn.to_owned())),
+        Some(_) => Err(crate::error::to_s3(coffer_objects::Error::KeyCrnNotFound)),
+    }
+}
+
+/// `ibm-sse-kp-enabled: true` (lowercase, as ibm_botocore parses it) and the root key CRN
+/// under both names the SDKs read; plain buckets send none of them.
+pub fn key_protect_headers(bucket: &coffer_objects::BucketInfo, headers: &mut http::HeaderMap) {
+    if let Some(crn) = bucket.root_key_crn()
+        && let Ok(v) = http::HeaderValue::from_str(crn)
+    {
+        headers.insert("ibm-sse-kp-enabled", http::HeaderValue::from_static("true"));
+        headers.insert("ibm-sse-kp-crk-id", v.clone());
+        headers.insert("ibm-sse-kp-customer-root-key-crn", v);
+    }
 }
 
 pub async fn delete(s3: &Coffer, req: S3Request<DeleteBucketInput>) -> R<DeleteBucketOutput> {

@@ -84,6 +84,16 @@ pub fn to_s3(err: E) -> S3Error {
         E::InvalidArgument(msg) => with(C::InvalidArgument, msg),
         E::InvalidRequest(msg) => with(C::InvalidRequest, msg),
         E::Body(inner) => body_error(inner),
+        E::KeyCrnNotFound => with(C::InvalidRequest, "The Key CRN could not be found"),
+        E::KeyLocation(msg) => with(C::InvalidRequest, msg),
+        E::KeyUnusable(state) => with(
+            C::AccessDenied,
+            format!("Access Denied: the bucket's root key is not usable ({state:?})"),
+        ),
+        E::KmsUnavailable => with(
+            C::ServiceUnavailable,
+            "The key management service cannot serve this bucket's key (its instance is sealed); retry later",
+        ),
         other => internal(&other),
     }
 }

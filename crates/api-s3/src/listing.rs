@@ -90,7 +90,9 @@ pub async fn v1(s3: &Coffer, req: S3Request<ListObjectsInput>) -> R<ListObjectsO
         encoding_type: input.encoding_type.clone(),
         request_charged: None,
     };
-    Ok(S3Response::new(output))
+    let mut resp = S3Response::new(output);
+    crate::buckets::key_protect_headers(&bucket, &mut resp.headers);
+    Ok(resp)
 }
 
 pub async fn v2(s3: &Coffer, req: S3Request<ListObjectsV2Input>) -> R<ListObjectsV2Output> {

@@ -16,8 +16,12 @@ use crate::service::Coffer;
 type R<T> = S3Result<S3Response<T>>;
 
 /// Per-object server-side encryption is the bucket's business (spec §3.6): a per-object KMS key
-/// is refused, SSE-C is not offered.
-fn check_sse(sse: Option<&ServerSideEncryption>, sse_c: Option<&SSECustomerAlgorithm>) -> S3Result<()> {
+/// is refused, SSE-C is not offered, and `AES256` is what an encrypted bucket does anyway.
+fn check_sse(
+    sse: Option<&ServerSideEncryption>,
+    sse_c: Option<&SSECustomerAlgorithm>,
+    encrypted: bool,
+) -> S3Result<()> {
     if sse_c.is_some() {
         return Err(not_implemented(
             "Server-side encryption with customer-provided keys",
@@ -25,6 +29,7 @@ fn check_sse(sse: Option<&ServerSideEncryption>, sse_c: Option<&SSECustomerAlgor
     }
     match sse.map(ServerSideEncryption::as_str) {
         None => Ok(()),
+        Some("AES256") if encrypted => Ok(()),
         Some("aws:kms") | Some("aws:kms:dsse") => Err(s3_error!(
             InvalidArgument,
             "Per-object KMS keys are not supported: a bucket is encrypted with the root key chosen when it was created"
@@ -56,6 +61,7 @@ pub async fn put(s3: &Coffer, mut req: S3Request<PutObjectInput>) -> R<PutObject
     check_sse(
         input.server_side_encryption.as_ref(),
         input.sse_customer_algorithm.as_ref(),
+        bucket.root_key_crn().is_some(),
     )?;
     let attrs = convert::attrs(AttrFields {
         content_type: input.content_type.as_ref(),
@@ -312,11 +318,12 @@ pub fn copy_source(src: &CopySource) -> S3Result<(&str, &str)> {
 
 pub async fn copy(s3: &Coffer, req: S3Request<CopyObjectInput>) -> R<CopyObjectOutput> {
     let input = &req.input;
+    let dst_bucket = bucket(&req)?;
     check_sse(
         input.server_side_encryption.as_ref(),
         input.sse_customer_algorithm.as_ref(),
+        dst_bucket.root_key_crn().is_some(),
     )?;
-    let dst_bucket = bucket(&req)?;
     let (_, src_key) = copy_source(&input.copy_source)?;
     let src_bucket = source_bucket(&req)?;
     let replace = input

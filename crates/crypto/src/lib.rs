@@ -21,6 +21,7 @@ mod kdf;
 mod oaep;
 mod pkcs11;
 mod random;
+pub mod segments;
 mod sign;
 
 pub use aead::{AeadKey, KEY_LEN, KeyMaterial, NONCE_LEN, TAG_LEN, open, seal};

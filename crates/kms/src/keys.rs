@@ -287,6 +287,16 @@ impl Kms {
         Ok((*record).clone())
     }
 
+    /// The state of a key, for a service that uses it (`KmsReadMetadata`); purged keys are
+    /// not found.
+    pub async fn key_state(&self, caller: &Principal, instance_id: &str, id: &str) -> Result<KeyState> {
+        let instance = self.kms_instance(instance_id).await?;
+        let record = self.key_cached(instance_id, id).await?;
+        self.authorize(caller, Action::KmsReadMetadata, &instance, Some(&record.id))
+            .await?;
+        Ok(record.effective_state(now()))
+    }
+
     pub async fn list_keys(
         &self,
         caller: &Principal,

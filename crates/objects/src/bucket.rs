@@ -2,6 +2,7 @@
 
 use coffer_storage::{Batch, KeyRange};
 
+use crate::records::BUCKET_KEYS;
 use crate::records::{
     BUCKETS, BUCKETS_BY_INSTANCE, BucketRecord, OBJECTS, UPLOADS, bucket_prefix, by_instance_key,
 };
@@ -38,6 +39,10 @@ impl BucketInfo {
     }
     pub fn created_ms(&self) -> i64 {
         self.record.created_ms
+    }
+    /// The root key CRN of an encrypted bucket.
+    pub fn root_key_crn(&self) -> Option<&str> {
+        self.record.root_key.as_ref().map(|r| r.crn.as_str())
     }
 }
 
@@ -78,14 +83,24 @@ impl Store {
         }
     }
 
+    /// Creates a bucket; with `root_key_crn`, encrypted under that root key for good.
     pub async fn create_bucket(
         &self,
         owner: &Owner,
         name: &str,
         constraint: Option<&str>,
+        root_key_crn: Option<&str>,
     ) -> Result<BucketInfo> {
         validate_bucket_name(name)?;
         let location = self.location_for(constraint)?;
+        if let Ok(existing) = self.bucket(name).await {
+            return Err(self.taken(&existing, owner));
+        }
+        let root_key = match (root_key_crn, &self.encryption) {
+            (None, _) => None,
+            (Some(crn), Some(enc)) => Some(enc.resolve(owner, crn, &location).await?),
+            (Some(_), None) => return Err(Error::KeyCrnNotFound),
+        };
         let record = BucketRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
             name: name.to_owned(),
@@ -93,6 +108,7 @@ impl Store {
             account_id: owner.account_id.clone(),
             location,
             created_ms: now_ms(),
+            root_key,
         };
         let raw = serde_json::to_vec(&record)?;
         let mut b = Batch::new();
@@ -103,17 +119,34 @@ impl Store {
                 by_instance_key(&owner.instance_id, name),
                 Vec::new(),
             );
+        if let Some(enc) = &self.encryption
+            && record.root_key.is_some()
+        {
+            let dek = enc.new_dek(&record).await?;
+            b.put(BUCKET_KEYS, record.id.as_str(), serde_json::to_vec(&dek)?);
+        }
         match self.meta.commit(b).await {
             Ok(()) => Ok(BucketInfo { record, raw }),
             Err(coffer_storage::Error::Conflict) => {
                 let existing = self.bucket(name).await?;
-                if existing.record.instance_id == owner.instance_id {
-                    Err(Error::BucketAlreadyOwnedByYou)
-                } else {
-                    Err(Error::BucketAlreadyExists)
+                // Taken meanwhile: undo the registration unless the winner uses the same key.
+                if let Some(enc) = &self.encryption
+                    && existing.record.root_key.as_ref().map(|r| &r.key_id)
+                        != record.root_key.as_ref().map(|r| &r.key_id)
+                {
+                    enc.release(&record).await;
                 }
+                Err(self.taken(&existing, owner))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    fn taken(&self, existing: &BucketInfo, owner: &Owner) -> Error {
+        if existing.record.instance_id == owner.instance_id {
+            Error::BucketAlreadyOwnedByYou
+        } else {
+            Error::BucketAlreadyExists
         }
     }
 
@@ -159,9 +192,14 @@ impl Store {
         b.expect_value(BUCKETS, r.name.as_str(), bucket.raw.clone())
             .expect_no_prefix(OBJECTS, bucket_prefix(&r.id))
             .delete(BUCKETS, r.name.as_str())
-            .delete(BUCKETS_BY_INSTANCE, by_instance_key(&r.instance_id, &r.name));
+            .delete(BUCKETS_BY_INSTANCE, by_instance_key(&r.instance_id, &r.name))
+            .delete(BUCKET_KEYS, r.id.as_str());
         match self.meta.commit(b).await {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(enc) = &self.encryption {
+                    enc.release(r).await;
+                }
+            }
             Err(coffer_storage::Error::Conflict) => {
                 // Either an object exists, or the bucket is already gone (or was replaced).
                 return match self.bucket(&r.name).await {

@@ -97,8 +97,8 @@ impl Store {
 /// A failure reading our own source is ours, not the client's body's.
 fn source_error(e: Error) -> Error {
     match e {
-        Error::Body(inner) => match inner.downcast::<coffer_storage::Error>() {
-            Ok(storage) => Error::Storage(*storage),
+        Error::Body(inner) => match inner.downcast::<Error>() {
+            Ok(ours) => *ours,
             Err(other) => Error::Corrupt(other.to_string()),
         },
         other => other,

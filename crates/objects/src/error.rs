@@ -54,6 +54,21 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// Any failure to resolve a root key CRN for a new bucket (COS answers them all alike).
+    #[error("The Key CRN could not be found")]
+    KeyCrnNotFound,
+    /// An HPCS key for a bucket outside the instance's location.
+    #[error("{0}")]
+    KeyLocation(String),
+    /// The bucket's root key does not allow the operation (disabled, deleted...).
+    #[error("the bucket's root key is {0:?}")]
+    KeyUnusable(crate::encryption::KeyAccess),
+    /// The key management service cannot serve the bucket's key (sealed).
+    #[error("the key management service is unavailable")]
+    KmsUnavailable,
+    /// Stored ciphertext failed authentication: tampered, truncated or swapped.
+    #[error("stored data failed its integrity check")]
+    Integrity,
     #[error("reading the request body: {0}")]
     Body(BodyError),
     #[error("stored data is missing or corrupt")]

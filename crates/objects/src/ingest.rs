@@ -10,8 +10,12 @@ use coffer_crypto::{ChecksumAlgorithm, Checksums, Md5};
 use coffer_storage::{BlobId, BlobStore};
 use futures::{Stream, StreamExt};
 
+use coffer_crypto::segments::{SEGMENT_SIZE, Sealer, SegmentHeader};
+
+use crate::DataOp;
 use crate::bucket::BucketInfo;
 use crate::error::BodyError;
+use crate::records::PieceSeal;
 use crate::{Error, Result, Store};
 
 /// How to take in a body.
@@ -32,6 +36,8 @@ pub struct Staged {
     pub size: u64,
     pub md5: [u8; 16],
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
+    /// How the blob is sealed (encrypted buckets).
+    pub(crate) seal: Option<PieceSeal>,
     blobs: Arc<dyn BlobStore>,
     committed: bool,
 }
@@ -99,12 +105,26 @@ impl Drop for Staged {
 
 impl Store {
     /// Streams `body` into a new durable blob for `bucket`.
-    pub async fn stage<S>(&self, _bucket: &BucketInfo, body: S, opts: StageOptions) -> Result<Staged>
+    /// Streams `body` into a new durable blob for `bucket`: as it is, or sealed segment by
+    /// segment under a fresh object key when the bucket is encrypted. The MD5 (the ETag) and
+    /// the checksums are of the plaintext.
+    pub async fn stage<S>(&self, bucket: &BucketInfo, body: S, opts: StageOptions) -> Result<Staged>
     where
         S: Stream<Item = Result<Bytes, BodyError>> + Send,
     {
+        let mut sealer = match bucket.record.root_key {
+            Some(_) => {
+                self.guard(bucket, DataOp::WriteObject).await?;
+                let dek = self.dek(bucket).await?;
+                Some(Sealer::new(&dek, SegmentHeader::random(SEGMENT_SIZE)))
+            }
+            None => None,
+        };
         let mut body = std::pin::pin!(body);
         let mut writer = self.blobs.create().await?;
+        if let Some(s) = &sealer {
+            writer.write(Bytes::copy_from_slice(s.header_bytes())).await?;
+        }
         let mut md5 = Md5::new();
         let mut sums = Checksums::new(opts.checksums.iter().copied());
         let mut size = 0u64;
@@ -119,11 +139,35 @@ impl Store {
             }
             md5.update(&chunk);
             sums.update(&chunk);
-            writer.write(chunk).await?;
+            match &mut sealer {
+                Some(s) => {
+                    for segment in s.push(&chunk).map_err(|e| Error::Corrupt(e.to_string()))? {
+                        writer.write(Bytes::from(segment)).await?;
+                    }
+                }
+                None => writer.write(chunk).await?,
+            }
         }
         if opts.expected_len.is_some_and(|n| size != n) {
             return Err(Error::IncompleteBody);
         }
+        let seal = match sealer {
+            Some(s) => {
+                let header =
+                    SegmentHeader::parse(s.header_bytes()).map_err(|e| Error::Corrupt(e.to_string()))?;
+                writer
+                    .write(Bytes::from(
+                        s.finish().map_err(|e| Error::Corrupt(e.to_string()))?,
+                    ))
+                    .await?;
+                Some(PieceSeal {
+                    segment_size: header.segment_size,
+                    salt: hex::encode(header.salt),
+                    nonce_prefix: hex::encode(header.nonce_prefix),
+                })
+            }
+            None => None,
+        };
         let blob = writer.id().clone();
         writer.finish().await?;
         Ok(Staged {
@@ -131,6 +175,7 @@ impl Store {
             size,
             md5: md5.finalize(),
             checksums: sums.finalize(),
+            seal,
             blobs: self.blobs.clone(),
             committed: false,
         })

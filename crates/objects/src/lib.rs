@@ -8,8 +8,10 @@
 //!
 //! This crate knows nothing of HTTP or S3 wire formats; it never builds a cipher itself.
 
+mod activity;
 mod bucket;
 mod copy;
+mod encryption;
 mod error;
 mod ingest;
 mod leases;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use coffer_storage::{BlobStore, MetaStore};
 
 pub use coffer_crypto::ChecksumAlgorithm;
+pub use encryption::{DataOp, KeyAccess, key_allows};
 
 pub use bucket::{BucketInfo, Owner, validate_bucket_name};
 pub use copy::CopySource;
@@ -35,7 +38,7 @@ pub use list::{ListPage, ListQuery, ListedObject};
 pub use multipart::{CompletePart, PartInfo, PartsPage, UploadInfo, UploadsPage, UploadsQuery};
 pub use object::{DeleteOutcome, ObjectAttrs, ObjectInfo, WriteCondition};
 pub use precondition::Preconditions;
-pub use read::{ByteRange, ObjectBody};
+pub use read::{BodyStream, ByteRange, ObjectBody};
 pub use sweep::SweepReport;
 
 /// The S3 rules this store enforces.
@@ -57,6 +60,7 @@ pub struct Store {
     blobs: Arc<dyn BlobStore>,
     leases: Arc<leases::Leases>,
     region: String,
+    encryption: Option<Arc<encryption::Encryption>>,
 }
 
 impl Store {
@@ -68,7 +72,36 @@ impl Store {
             blobs,
             leases,
             region: region.to_owned(),
+            encryption: None,
         }
+    }
+
+    /// Enables buckets encrypted under root keys of `kms`.
+    pub fn with_kms(mut self, kms: coffer_kms::Kms) -> Self {
+        self.encryption = Some(encryption::Encryption::new(kms, self.meta.clone()));
+        self
+    }
+
+    /// The most recent activity events (newest last).
+    pub async fn activity(&self, limit: usize) -> Result<Vec<serde_json::Value>> {
+        activity::recent(&*self.meta, limit).await
+    }
+
+    /// Refuses `op` on an encrypted bucket whose key does not allow it.
+    pub(crate) async fn guard(&self, bucket: &BucketInfo, op: DataOp) -> Result<()> {
+        match &self.encryption {
+            Some(e) => e.check(&bucket.record, op).await,
+            None if bucket.record.root_key.is_some() => Err(Error::KmsUnavailable),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn dek(&self, bucket: &BucketInfo) -> Result<Arc<coffer_crypto::KeyMaterial>> {
+        self.encryption
+            .as_ref()
+            .ok_or(Error::KmsUnavailable)?
+            .dek(&bucket.record)
+            .await
     }
 
     pub fn region(&self) -> &str {

@@ -113,6 +113,7 @@ impl Store {
         checksum_algorithm: Option<ChecksumAlgorithm>,
     ) -> Result<UploadInfo> {
         attrs.validate()?;
+        self.guard(bucket, crate::DataOp::WriteObject).await?;
         let record = UploadRecord {
             upload_id: hex::encode(rand::random::<[u8; 24]>()),
             key: key.to_owned(),
@@ -181,6 +182,7 @@ impl Store {
                 .iter()
                 .map(|(a, v)| (a.name().to_owned(), v.clone()))
                 .collect(),
+            seal: staged.seal.clone(),
         };
         let pkey = part_key(upload_id, number);
         let value = serde_json::to_vec(&record)?;
@@ -257,6 +259,7 @@ impl Store {
         requested: &[CompletePart],
         cond: &WriteCondition,
     ) -> Result<ObjectInfo> {
+        self.guard(bucket, crate::DataOp::WriteObject).await?;
         let (upload, upload_raw) = self.upload_raw(bucket, key, upload_id).await?;
         if requested.is_empty() {
             return Err(Error::InvalidRequest("You must specify at least one part".into()));
@@ -312,6 +315,7 @@ impl Store {
                     size: p.size,
                     etag: Some(p.etag.clone()),
                     checksums: p.checksums.clone(),
+                    seal: p.seal.clone(),
                 })
                 .collect(),
         };

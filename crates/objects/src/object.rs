@@ -121,6 +121,7 @@ impl Store {
     }
 
     pub async fn head_object(&self, bucket: &BucketInfo, key: &str) -> Result<ObjectInfo> {
+        self.guard(bucket, crate::DataOp::ReadObject).await?;
         let raw = self.object_raw(bucket, key).await?.ok_or(Error::NoSuchKey)?;
         Ok(ObjectInfo::from_record(key, serde_json::from_slice(&raw)?))
     }
@@ -210,6 +211,7 @@ impl Store {
                 size: staged.size,
                 etag: None,
                 checksums: BTreeMap::new(),
+                seal: staged.seal.clone(),
             }],
         };
         let info = self

@@ -1,17 +1,24 @@
 //! Reading objects: resolve the range, lease the blobs, stream the pieces that cover it.
 
 use std::ops::Range;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use coffer_storage::{BlobId, ByteStream};
+use bytes::{Bytes, BytesMut};
+use coffer_crypto::KeyMaterial;
+use coffer_crypto::segments::{Opener, SegmentHeader};
+use coffer_storage::BlobId;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::bucket::BucketInfo;
 use crate::leases::Lease;
 use crate::object::ObjectInfo;
 use crate::precondition::Preconditions;
-use crate::records::Piece;
+use crate::records::{Piece, PieceSeal};
 use crate::{Error, Result, Store};
+
+/// The bytes of an object as they are read (plaintext).
+pub type BodyStream = BoxStream<'static, Result<Bytes>>;
 
 /// A requested byte range (`Range: bytes=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +54,7 @@ pub struct ObjectBody {
     pub range: Range<u64>,
     /// True when a range or part was asked for (the answer is 206).
     pub partial: bool,
-    pub stream: ByteStream,
+    pub stream: BodyStream,
 }
 
 impl Store {
@@ -60,6 +67,7 @@ impl Store {
         range: Option<ByteRange>,
         part: Option<u32>,
     ) -> Result<ObjectBody> {
+        self.guard(bucket, crate::DataOp::ReadObject).await?;
         let (info, lease) = self.leased(bucket, key).await?;
         pre.check(&info)?;
         let (range, partial) = match (range, part) {
@@ -67,7 +75,13 @@ impl Store {
             (Some(r), None) => (r.resolve(info.size)?, true),
             (None, None) => (0..info.size, false),
         };
-        let stream = self.stream_pieces(&info.pieces, range.clone(), lease).await?;
+        let dek = match bucket.record.root_key {
+            Some(_) => Some(self.dek(bucket).await?),
+            None => None,
+        };
+        let stream = self
+            .stream_pieces(&info.pieces, range.clone(), lease, dek)
+            .await?;
         Ok(ObjectBody {
             info,
             range,
@@ -90,12 +104,15 @@ impl Store {
     }
 
     /// A stream of `range` of the object made of `pieces`, holding `lease` until it ends.
+    /// A stream of `range` of the object made of `pieces`, holding `lease` until it ends.
+    /// Sealed pieces are read segment by segment and opened with `dek`.
     pub(crate) async fn stream_pieces(
         &self,
         pieces: &[Piece],
         range: Range<u64>,
         lease: Lease,
-    ) -> Result<ByteStream> {
+        dek: Option<Arc<KeyMaterial>>,
+    ) -> Result<BodyStream> {
         let mut spans = Vec::new();
         let mut start = 0u64;
         for p in pieces {
@@ -104,29 +121,152 @@ impl Store {
             if lo < hi {
                 let id = BlobId::parse(&p.blob)
                     .ok_or_else(|| Error::Corrupt(format!("bad blob id {:?}", p.blob)))?;
-                spans.push((id, lo - start, hi - lo));
+                spans.push(Span {
+                    blob: id,
+                    piece_len: p.size,
+                    range: lo - start..hi - start,
+                    seal: p.seal.clone(),
+                });
             }
             start = end;
         }
-        let mut spans = spans.into_iter();
-        // Open the first blob now, so that a missing blob is an error before any byte is sent.
-        let first = match spans.next() {
-            Some((id, off, len)) => self.blobs.read(&id, off, len).await?,
-            None => futures::stream::empty().boxed(),
-        };
-        let blobs = self.blobs.clone();
-        let rest = futures::stream::iter(spans)
-            .then(move |(id, off, len)| {
-                let blobs = blobs.clone();
-                async move { blobs.read(&id, off, len).await }
+        let (blobs, dek) = (self.blobs.clone(), dek);
+        let stream = futures::stream::iter(spans)
+            .then(move |span| {
+                let (blobs, dek) = (blobs.clone(), dek.clone());
+                async move { span.open(&*blobs, dek.as_deref()).await }
             })
-            .try_flatten();
-        let stream = first.chain(rest).map(move |item: coffer_storage::Result<Bytes>| {
-            let _held = &lease;
-            item
-        });
-        Ok(stream.boxed())
+            .try_flatten()
+            .map(move |item| {
+                let _held = &lease;
+                item
+            });
+        // Read (and open) the first chunk now: a missing blob or a tampered first segment is
+        // an error status, not a broken body.
+        let mut stream = stream.boxed();
+        let first = stream.next().await;
+        if let Some(Err(e)) = first {
+            return Err(e);
+        }
+        Ok(futures::stream::iter(first).chain(stream).boxed())
     }
+}
+
+/// The bytes of one piece a read needs.
+struct Span {
+    blob: BlobId,
+    piece_len: u64,
+    /// Plaintext range within the piece.
+    range: Range<u64>,
+    seal: Option<PieceSeal>,
+}
+
+impl Span {
+    async fn open(
+        self,
+        blobs: &dyn coffer_storage::BlobStore,
+        dek: Option<&KeyMaterial>,
+    ) -> Result<BodyStream> {
+        let Some(seal) = self.seal else {
+            let raw = blobs
+                .read(&self.blob, self.range.start, self.range.end - self.range.start)
+                .await?;
+            return Ok(raw.map_err(Error::from).boxed());
+        };
+        let dek = dek.ok_or(Error::KmsUnavailable)?;
+        let header = SegmentHeader {
+            segment_size: seal.segment_size,
+            salt: hex_array(&seal.salt)?,
+            nonce_prefix: hex_array(&seal.nonce_prefix)?,
+        };
+        let (segments, at) = header.locate(&self.range, self.piece_len);
+        let skip =
+            usize::try_from(self.range.start - segments.start * u64::from(seal.segment_size)).unwrap_or(0);
+        let raw = blobs.read(&self.blob, at.start, at.end - at.start).await?;
+        let opener = Opener::new(dek, header, self.piece_len);
+        Ok(decrypt(
+            raw,
+            opener,
+            segments,
+            skip,
+            self.range.end - self.range.start,
+            self.blob,
+        ))
+    }
+}
+
+fn hex_array<const N: usize>(s: &str) -> Result<[u8; N]> {
+    hex::decode(s)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Error::Corrupt("piece seal".into()))
+}
+
+struct Decrypting {
+    raw: coffer_storage::ByteStream,
+    opener: Opener,
+    buf: BytesMut,
+    next: u64,
+    end: u64,
+    skip: usize,
+    remaining: u64,
+    blob: BlobId,
+}
+
+/// Opens sealed segments as their bytes arrive; yields only the requested plaintext.
+fn decrypt(
+    raw: coffer_storage::ByteStream,
+    opener: Opener,
+    segments: Range<u64>,
+    skip: usize,
+    len: u64,
+    blob: BlobId,
+) -> BodyStream {
+    let state = Decrypting {
+        raw,
+        opener,
+        buf: BytesMut::new(),
+        next: segments.start,
+        end: segments.end,
+        skip,
+        remaining: len,
+        blob,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut st = state?;
+        if st.next >= st.end || st.remaining == 0 {
+            return None;
+        }
+        let need = usize::try_from(st.opener.sealed_segment_len(st.next)).unwrap_or(usize::MAX);
+        while st.buf.len() < need {
+            match st.raw.next().await {
+                Some(Ok(b)) => st.buf.extend_from_slice(&b),
+                Some(Err(e)) => return Some((Err(Error::from(e)), None)),
+                None => {
+                    tracing::error!(blob = %st.blob, segment = st.next, "object integrity check failed: the blob is truncated");
+                    return Some((Err(Error::Integrity), None));
+                }
+            }
+        }
+        let mut segment = st.buf.split_to(need);
+        let plain_len = match st.opener.open(st.next, &mut segment) {
+            Ok(p) => p.len(),
+            Err(_) => {
+                tracing::error!(blob = %st.blob, segment = st.next, "object integrity check failed: tampered, truncated or swapped ciphertext");
+                return Some((Err(Error::Integrity), None));
+            }
+        };
+        segment.truncate(plain_len);
+        let bytes = segment.freeze();
+        let from = st.skip.min(bytes.len());
+        let to = (from as u64 + st.remaining).min(bytes.len() as u64) as usize;
+        let out = bytes.slice(from..to);
+        st.skip = 0;
+        st.remaining -= out.len() as u64;
+        st.next += 1;
+        Some((Ok(out), Some(st)))
+    })
+    .boxed()
 }
 
 #[cfg(test)]

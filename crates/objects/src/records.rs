@@ -16,6 +16,8 @@ pub const BUCKETS_BY_INSTANCE: &str = "buckets.by-instance";
 pub const OBJECTS: &str = "objects";
 pub const UPLOADS: &str = "uploads";
 pub const PARTS: &str = "parts";
+pub const BUCKET_KEYS: &str = "buckets.keys";
+pub const ACTIVITY: &str = "activity";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
@@ -27,6 +29,37 @@ pub struct BucketRecord {
     /// The LocationConstraint (`us-south-standard`, ...).
     pub location: String,
     pub created_ms: i64,
+    /// The root key chosen at creation; it can never change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_key: Option<RootKeyRef>,
+}
+
+/// The root key of an encrypted bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootKeyRef {
+    /// The CRN as the client gave it (answered in `ibm-sse-kp-customer-root-key-crn`).
+    pub crn: String,
+    pub kms_instance: String,
+    pub key_id: String,
+}
+
+/// An encrypted bucket's data key, wrapped by its root key. Kept apart from the (immutable)
+/// bucket record because rotation rewraps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedDek {
+    pub ciphertext: String,
+    pub key_version: String,
+    pub updated_ms: i64,
+}
+
+/// How a piece is sealed at rest (`coffer_crypto::segments`); absent for plain buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceSeal {
+    pub segment_size: u32,
+    /// Hex.
+    pub salt: String,
+    /// Hex.
+    pub nonce_prefix: String,
 }
 
 /// One stored piece of an object: a blob holding `size` bytes of the object.
@@ -39,6 +72,8 @@ pub struct Piece {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<PieceSeal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +113,8 @@ pub struct PartRecord {
     pub modified_ms: i64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<PieceSeal>,
 }
 
 pub fn object_key(bucket_id: &str, key: &str) -> Vec<u8> {

@@ -75,14 +75,18 @@ async fn blob_count(f: &Fixture) -> usize {
 #[tokio::test]
 async fn buckets_create_list_delete() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "alpha", None).await.unwrap();
+    let b = f
+        .store
+        .create_bucket(&f.owner, "alpha", None, None)
+        .await
+        .unwrap();
     assert_eq!(b.location(), "us-south-standard");
     f.store
-        .create_bucket(&f.owner, "beta", Some("us-south-cold"))
+        .create_bucket(&f.owner, "beta", Some("us-south-cold"), None)
         .await
         .unwrap();
     assert!(matches!(
-        f.store.create_bucket(&f.owner, "alpha", None).await,
+        f.store.create_bucket(&f.owner, "alpha", None, None).await,
         Err(Error::BucketAlreadyOwnedByYou)
     ));
     let other = Owner {
@@ -90,17 +94,17 @@ async fn buckets_create_list_delete() {
         instance_id: "y".into(),
     };
     assert!(matches!(
-        f.store.create_bucket(&other, "alpha", None).await,
+        f.store.create_bucket(&other, "alpha", None, None).await,
         Err(Error::BucketAlreadyExists)
     ));
     assert!(matches!(
         f.store
-            .create_bucket(&f.owner, "gamma", Some("eu-de-standard"))
+            .create_bucket(&f.owner, "gamma", Some("eu-de-standard"), None)
             .await,
         Err(Error::InvalidLocationConstraint)
     ));
     assert!(matches!(
-        f.store.create_bucket(&f.owner, "Bad_Name", None).await,
+        f.store.create_bucket(&f.owner, "Bad_Name", None, None).await,
         Err(Error::InvalidBucketName)
     ));
     let names: Vec<String> = f
@@ -123,7 +127,11 @@ async fn buckets_create_list_delete() {
     f.store.delete_bucket(&b).await.unwrap();
     assert!(matches!(f.store.bucket("alpha").await, Err(Error::NoSuchBucket)));
     // A write holding the old bucket must not land in a new bucket of the same name.
-    let again = f.store.create_bucket(&f.owner, "alpha", None).await.unwrap();
+    let again = f
+        .store
+        .create_bucket(&f.owner, "alpha", None, None)
+        .await
+        .unwrap();
     let staged = f.store.stage(&b, body(b"late".to_vec()), opts()).await.unwrap();
     let late = f
         .store
@@ -140,7 +148,7 @@ async fn buckets_create_list_delete() {
 #[tokio::test]
 async fn put_get_ranges_overwrite_and_delete() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let info = put(&f, &b, "obj", data.clone()).await;
     assert_eq!(info.etag, hex::encode(coffer_crypto::Md5::digest(&data)));
@@ -177,7 +185,7 @@ async fn put_get_ranges_overwrite_and_delete() {
 #[tokio::test]
 async fn a_reader_keeps_the_old_bytes_across_an_overwrite() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     let old = vec![1u8; 3 << 20];
     put(&f, &b, "k", old.clone()).await;
     let reading = f
@@ -199,7 +207,7 @@ async fn a_reader_keeps_the_old_bytes_across_an_overwrite() {
 #[tokio::test]
 async fn concurrent_writers_last_wins_and_nothing_leaks() {
     let f = Arc::new(fixture());
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8u8 {
         let (f, b) = (f.clone(), b.clone());
@@ -219,7 +227,7 @@ async fn concurrent_writers_last_wins_and_nothing_leaks() {
 #[tokio::test]
 async fn conditional_writes_and_digests() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     let staged = f.store.stage(&b, body(b"abc".to_vec()), opts()).await.unwrap();
     assert!(matches!(
         staged.verify(Some("AAAAAAAAAAAAAAAAAAAAAA=="), &[]),
@@ -260,7 +268,7 @@ async fn conditional_writes_and_digests() {
 #[tokio::test]
 async fn listing_with_delimiter_and_pages() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     for k in ["a", "b/1", "b/2", "b/3", "c", "d/x/1", "d/y", "e"] {
         put(&f, &b, k, b"x".to_vec()).await;
     }
@@ -324,7 +332,7 @@ async fn listing_with_delimiter_and_pages() {
 #[tokio::test]
 async fn multipart_rules_and_etag() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     let up = f
         .store
         .create_upload(&b, "mp", ObjectAttrs::default(), None)
@@ -435,7 +443,7 @@ async fn multipart_rules_and_etag() {
 #[tokio::test]
 async fn copy_and_sweep() {
     let f = fixture();
-    let b = f.store.create_bucket(&f.owner, "bkt", None).await.unwrap();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
     put(&f, &b, "src", b"payload".to_vec()).await;
     let src = CopySource {
         bucket: &b,

@@ -118,6 +118,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     )?;
     print_welcome(&path.display().to_string(), &s3_endpoint, &control_endpoint);
 
+    let store = store.with_kms(kms.clone());
     let s3 = coffer_api_s3::build(
         store,
         iam.clone(),

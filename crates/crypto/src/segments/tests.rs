@@ -1,0 +1,134 @@
+use super::*;
+
+const SEG: u32 = 1024;
+
+fn seal_all(dek: &KeyMaterial, header: &SegmentHeader, data: &[u8], piece: usize) -> Vec<u8> {
+    let mut s = Sealer::new(dek, header.clone());
+    let mut out = s.header_bytes().to_vec();
+    for c in data.chunks(piece.max(1)) {
+        for seg in s.push(c).unwrap() {
+            out.extend(seg);
+        }
+    }
+    out.extend(s.finish().unwrap());
+    out
+}
+
+fn open_range(dek: &KeyMaterial, blob: &[u8], len: u64, range: Range<u64>) -> Result<Vec<u8>, CryptoError> {
+    let header = SegmentHeader::parse(blob)?;
+    let (segs, at) = header.locate(&range, len);
+    let o = Opener::new(dek, header.clone(), len);
+    let mut sealed = blob
+        .get(at.start as usize..at.end as usize)
+        .ok_or(CryptoError::Decrypt)?
+        .to_vec();
+    let mut plain = Vec::new();
+    let mut off = 0usize;
+    for i in segs.clone() {
+        let n = o.sealed_segment_len(i) as usize;
+        let chunk = sealed.get_mut(off..off + n).ok_or(CryptoError::Decrypt)?;
+        plain.extend_from_slice(o.open(i, chunk)?);
+        off += n;
+    }
+    let base = segs.start * u64::from(header.segment_size);
+    Ok(plain[(range.start - base) as usize..(range.end - base) as usize].to_vec())
+}
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[test]
+fn round_trips_at_the_edges() {
+    let dek = KeyMaterial::generate();
+    let s = SEG as usize;
+    for n in [0, 1, s - 1, s, s + 1, 3 * s, 5 * 1024 * 1024 + 7] {
+        let header = SegmentHeader::random(SEG);
+        let plain = data(n);
+        let blob = seal_all(&dek, &header, &plain, 333);
+        assert_eq!(blob.len() as u64, header.sealed_len(n as u64), "size {n}");
+        let whole = open_range(&dek, &blob, n as u64, 0..n as u64).unwrap();
+        assert_eq!(whole, plain, "size {n}");
+        assert!(
+            !blob
+                .windows(16.min(n.max(1)))
+                .any(|w| n >= 16 && w == &plain[..16]),
+            "no plaintext at rest"
+        );
+    }
+}
+
+#[test]
+fn the_header_parses_and_rejects_others() {
+    let h = SegmentHeader::random(SEGMENT_SIZE);
+    assert_eq!(SegmentHeader::parse(&h.to_bytes()).unwrap(), h);
+    let mut bad = h.to_bytes();
+    bad[4] = 2;
+    assert!(SegmentHeader::parse(&bad).is_err());
+    assert!(SegmentHeader::parse(&h.to_bytes()[..10]).is_err());
+}
+
+#[test]
+fn every_tampering_is_detected() {
+    let dek = KeyMaterial::generate();
+    let n = 4 * SEG as usize + 100;
+    let header = SegmentHeader::random(SEG);
+    let plain = data(n);
+    let blob = seal_all(&dek, &header, &plain, 4096);
+    let len = n as u64;
+    let stride = SEG as usize + TAG_LEN;
+
+    // A flipped bit anywhere in a segment.
+    for at in [
+        HEADER_LEN,
+        HEADER_LEN + 5,
+        HEADER_LEN + stride + 17,
+        blob.len() - 1,
+    ] {
+        let mut b = blob.clone();
+        b[at] ^= 0x01;
+        assert!(open_range(&dek, &b, len, 0..len).is_err(), "bit at {at}");
+    }
+    // A flipped bit in the header (it is the AAD of every segment).
+    let mut b = blob.clone();
+    b[12] ^= 0x01;
+    assert!(open_range(&dek, &b, len, 0..len).is_err());
+    // Truncation: the last segment dropped, so the new last one lacks the last flag.
+    let truncated = &blob[..HEADER_LEN + 4 * stride];
+    assert!(open_range(&dek, truncated, 4 * SEG as u64, 0..4 * SEG as u64).is_err());
+    // Two segments swapped.
+    let mut b = blob.clone();
+    let (s1, s2) = (HEADER_LEN, HEADER_LEN + stride);
+    let first = b[s1..s1 + stride].to_vec();
+    let second = b[s2..s2 + stride].to_vec();
+    b[s1..s1 + stride].copy_from_slice(&second);
+    b[s2..s2 + stride].copy_from_slice(&first);
+    assert!(open_range(&dek, &b, len, 0..len).is_err());
+    // Another object's blob (same DEK, same length) under this object's header parameters.
+    let other = seal_all(&dek, &SegmentHeader::random(SEG), &data(n), 4096);
+    let mut swapped = header.to_bytes().to_vec();
+    swapped.extend_from_slice(&other[HEADER_LEN..]);
+    assert!(open_range(&dek, &swapped, len, 0..len).is_err());
+    // Another bucket's key.
+    assert!(open_range(&KeyMaterial::generate(), &blob, len, 0..len).is_err());
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_range_reads_back(n in 0usize..6000, a in 0u64..6000, b in 0u64..6000, piece in 1usize..3000) {
+            let dek = KeyMaterial::generate();
+            let header = SegmentHeader::random(SEG);
+            let plain = data(n);
+            let blob = seal_all(&dek, &header, &plain, piece);
+            let (lo, hi) = (a.min(b).min(n as u64), a.max(b).min(n as u64));
+            let got = open_range(&dek, &blob, n as u64, lo..hi).unwrap();
+            prop_assert_eq!(got, plain[lo as usize..hi as usize].to_vec());
+        }
+    }
+}
