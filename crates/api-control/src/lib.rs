@@ -22,6 +22,7 @@ pub use kms::PeerAddr;
 pub struct ControlState {
     pub iam: Iam,
     pub kms: coffer_kms::Kms,
+    pub store: coffer_objects::Store,
     pub region: String,
     /// The control plane's own base URL, for `href`s.
     pub public_url: String,
@@ -60,6 +61,7 @@ pub fn router(state: ControlState) -> Router {
             post(identities::create_hmac).get(identities::list_hmac),
         )
         .route("/v1/hmac_keys/{access_key_id}", delete(identities::delete_hmac))
+        .route("/v1/activity", get(activity))
         .merge(kms::routes())
         .with_state(state)
 }
@@ -68,6 +70,30 @@ async fn health(axum::extract::State(state): axum::extract::State<ControlState>)
     Json(
         json!({ "status": "ok", "service": "coffer", "version": env!("CARGO_PKG_VERSION"), "region": state.region }),
     )
+}
+
+#[derive(serde::Deserialize)]
+struct ActivityQuery {
+    limit: Option<usize>,
+}
+
+/// The activity log (newest last), for account administrators.
+async fn activity(
+    axum::extract::State(state): axum::extract::State<ControlState>,
+    who: auth::Authenticated,
+    axum::extract::Query(q): axum::extract::Query<ActivityQuery>,
+) -> Result<Json<Value>, PlatformError> {
+    let account = coffer_iam::Resource {
+        account: who.account().to_owned(),
+        ..coffer_iam::Resource::default()
+    };
+    auth::require(&state, &who, coffer_iam::Action::IamViewPolicies, &account).await?;
+    let events = state
+        .store
+        .activity(q.limit.unwrap_or(100).min(10_000))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))?;
+    Ok(Json(json!({ "events": events })))
 }
 
 /// RFC 3339 with seconds precision and a `Z`, as IBM's APIs answer.

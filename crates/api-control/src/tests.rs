@@ -31,12 +31,21 @@ async fn fixture() -> Fixture {
         .unwrap()
         .expose()
         .to_owned();
-    let kms = coffer_kms::Kms::open(meta_for_kms, iam.clone(), coffer_kms::Timing::default(), None)
-        .await
-        .unwrap();
+    let kms = coffer_kms::Kms::open(
+        meta_for_kms.clone(),
+        iam.clone(),
+        coffer_kms::Timing::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let blobs =
+        std::sync::Arc::new(coffer_storage::local::FsBlobStore::open(&dir.path().join("blobs")).unwrap());
+    let store = coffer_objects::Store::new(meta_for_kms.clone(), blobs, "us-south");
     let state = ControlState {
         iam,
         kms,
+        store,
         region: "us-south".into(),
         public_url: "http://control".into(),
     };

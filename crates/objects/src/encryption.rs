@@ -178,7 +178,13 @@ impl Encryption {
         let crn = bucket_crn(bucket);
         let wrapped = self
             .kms
-            .wrap(&caller, &root.kms_instance, &root.key_id, None, std::slice::from_ref(&crn))
+            .wrap(
+                &caller,
+                &root.kms_instance,
+                &root.key_id,
+                None,
+                std::slice::from_ref(&crn),
+            )
             .await
             .map_err(|_| Error::KeyCrnNotFound)?;
         let dek = wrapped.plaintext.ok_or(Error::KeyCrnNotFound)?;

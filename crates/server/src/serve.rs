@@ -120,7 +120,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let store = store.with_kms(kms.clone());
     let s3 = coffer_api_s3::build(
-        store,
+        store.clone(),
         iam.clone(),
         &coffer_api_s3::S3Config {
             domains: cfg.domains.clone(),
@@ -129,6 +129,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let control = coffer_api_control::router(coffer_api_control::ControlState {
         iam,
         kms: kms.clone(),
+        store,
         region: cfg.region.clone(),
         public_url: control_endpoint.clone(),
     });
