@@ -25,7 +25,7 @@ pub mod segments;
 mod sign;
 
 pub use aead::{AeadKey, KEY_LEN, KeyMaterial, NONCE_LEN, TAG_LEN, open, seal};
-pub use digest::{ChecksumAlgorithm, Checksums, Md5, sha256};
+pub use digest::{ChecksumAlgorithm, Checksums, Md5, hmac_sha256, sha256};
 pub use error::CryptoError;
 pub use kdf::{Argon2Params, argon2id, hkdf_sha256};
 pub use oaep::{ImportKeyPair, OaepHash};

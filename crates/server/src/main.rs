@@ -1,5 +1,6 @@
 //! The `coffer` binary: `coffer serve` runs the object store and its control plane.
 
+mod bench;
 mod bootstrap;
 mod cli;
 mod config;
@@ -28,6 +29,8 @@ enum Command {
     Iam(cli::IamCommand),
     /// Manage key management instances and their master keys.
     Kms(cli::KmsCommand),
+    /// Measure a running coffer (encrypted and plain buckets) against the crypto limits and a peer.
+    Bench(bench::BenchArgs),
 }
 
 /// s3s logs every error it answers, client mistakes included; coffer logs its own failures.
@@ -58,5 +61,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve::run(args.resolve()?)),
         Command::Iam(cmd) => runtime.block_on(cmd.run()),
         Command::Kms(cmd) => runtime.block_on(cmd.run()),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
     }
 }

@@ -55,8 +55,23 @@ impl ControlClient {
 
     /// Sends a request; a non-2xx answer becomes an error with the server's message.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// [`ControlClient::call`] with extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = Request::builder()
+        let mut req = Request::builder();
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
             .method(method)
             .uri(format!("{}{path}", self.endpoint))
             .header("authorization", format!("Bearer {}", self.token))

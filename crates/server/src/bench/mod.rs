@@ -1,0 +1,405 @@
+//! `coffer bench`: PUT and GET throughput (1 MiB, 64 MiB) and 4 KiB operations per second on an
+//! encrypted and a plain bucket of a running coffer — and on a peer S3 server measured in the
+//! same run — next to this machine's one-core MD5 and AES-256-GCM limits.
+
+mod limits;
+mod sigv4;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use sigv4::Signer;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The data dir of the running coffer (its bootstrap.json names endpoints and credentials).
+    #[arg(long, env = "COFFER_DATA_DIR", default_value = "coffer-data")]
+    data_dir: std::path::PathBuf,
+    /// A peer S3 endpoint to measure in the same run (for example s3s-fs).
+    #[arg(long)]
+    peer: Option<String>,
+    #[arg(long, default_value = "coffer-bench")]
+    peer_access_key: String,
+    #[arg(long, default_value = "coffer-bench-secret")]
+    peer_secret_key: String,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// Concurrent requests for the 4 KiB rows.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// One S3 endpoint with a bucket to measure.
+struct Target {
+    name: &'static str,
+    endpoint: String,
+    bucket: String,
+    signer: Arc<Signer>,
+}
+
+struct Row {
+    label: &'static str,
+    unit: &'static str,
+    values: Vec<f64>,
+}
+
+fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    // Small responses on kept-alive connections must not wait for a delayed ACK.
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(64)
+        .build(connector)
+}
+
+async fn send(
+    http: &HttpClient,
+    method: Method,
+    url: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, Bytes)> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-length", body.len());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = http.request(req.body(Full::new(body))?).await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok((status, bytes))
+}
+
+impl Target {
+    fn url(&self, method: &str, key: &str) -> String {
+        let path = if key.is_empty() {
+            format!("/{}", self.bucket)
+        } else {
+            format!("/{}/{key}", self.bucket)
+        };
+        self.signer.presign(method, &self.endpoint, &path, 3600)
+    }
+
+    async fn put(&self, http: &HttpClient, key: &str, body: Bytes) -> anyhow::Result<()> {
+        let (status, text) = send(http, Method::PUT, &self.url("PUT", key), body, &[]).await?;
+        if status != 200 {
+            bail!(
+                "{} PUT {key}: {status} {}",
+                self.name,
+                String::from_utf8_lossy(&text)
+            );
+        }
+        Ok(())
+    }
+
+    async fn get(&self, http: &HttpClient, key: &str, expect: usize) -> anyhow::Result<()> {
+        let (status, body) = send(http, Method::GET, &self.url("GET", key), Bytes::new(), &[]).await?;
+        if status != 200 || body.len() != expect {
+            bail!("{} GET {key}: {status}, {} bytes", self.name, body.len());
+        }
+        Ok(())
+    }
+}
+
+fn bar(msg: String) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} ops, {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+/// Sequential PUTs then GETs of `size`-byte objects: MB/s each.
+async fn stream(
+    http: &HttpClient,
+    t: &Target,
+    size: usize,
+    seconds: f64,
+    min_ops: u64,
+) -> anyhow::Result<(f64, f64)> {
+    let body = Bytes::from(vec![0xa5u8; size]);
+    let pb = bar(format!("{}: PUT {} MiB", t.name, size >> 20));
+    let start = Instant::now();
+    let mut n = 0u64;
+    while n < min_ops || start.elapsed().as_secs_f64() < seconds {
+        t.put(http, &format!("s{size}-{n}"), body.clone()).await?;
+        n += 1;
+        pb.inc(1);
+    }
+    let put = (n * size as u64) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    pb.finish_and_clear();
+    let pb = bar(format!("{}: GET {} MiB", t.name, size >> 20));
+    let start = Instant::now();
+    let mut m = 0u64;
+    while m < min_ops || start.elapsed().as_secs_f64() < seconds {
+        t.get(http, &format!("s{size}-{}", m % n), size).await?;
+        m += 1;
+        pb.inc(1);
+    }
+    let get = (m * size as u64) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    pb.finish_and_clear();
+    Ok((put, get))
+}
+
+/// 4 KiB PUTs then GETs with `concurrency` requests in flight: operations per second.
+async fn small(
+    http: &HttpClient,
+    t: &Arc<Target>,
+    seconds: f64,
+    concurrency: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let body = Bytes::from(vec![0x3cu8; 4096]);
+    // Each worker writes its own keys, then reads back the ones it wrote.
+    let mut written = vec![0u64; concurrency];
+    let mut rates = Vec::new();
+    for op in ["PUT", "GET"] {
+        let pb = bar(format!("{}: {op} 4 KiB x{concurrency}", t.name));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (w, &have) in written.iter().enumerate() {
+            let (http, t, body, pb) = (http.clone(), t.clone(), body.clone(), pb.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while start.elapsed().as_secs_f64() < seconds {
+                    if op == "PUT" {
+                        t.put(&http, &format!("k4-{w}-{}", n % 256), body.clone()).await?;
+                    } else {
+                        t.get(&http, &format!("k4-{w}-{}", n % have.clamp(1, 256)), 4096)
+                            .await?;
+                    }
+                    n += 1;
+                    pb.inc(1);
+                }
+                anyhow::Ok(n)
+            }));
+        }
+        let mut total = 0;
+        for (w, task) in tasks.into_iter().enumerate() {
+            let n = task.await??;
+            if op == "PUT" {
+                written[w] = n;
+            }
+            total += n;
+        }
+        rates.push(total as f64 / start.elapsed().as_secs_f64());
+        pb.finish_and_clear();
+    }
+    Ok((rates[0], rates[1]))
+}
+
+fn field(v: &Value, name: &str) -> anyhow::Result<String> {
+    v[name]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("bootstrap.json has no {name}"))
+}
+
+/// Creates the encrypted and plain buckets (and, once, the root key and the authorization).
+async fn setup(boot: &Value, http: &HttpClient, signer: &Arc<Signer>) -> anyhow::Result<(Target, Target)> {
+    let control = field(boot, "control_endpoint")?;
+    let kms =
+        field(boot, "kms_instance_id").context("the bench needs the dev KMS instance of a fresh data dir")?;
+    let c = crate::cli::ControlClient::login(&control, &field(boot, "admin_api_key")?).await?;
+    let account = field(boot, "account_id")?;
+    let cos = field(boot, "cos_instance_id")?;
+    let attrs = |svc: &str, inst: &str| {
+        json!({ "attributes": [
+        { "name": "accountId", "value": account }, { "name": "serviceName", "value": svc }, { "name": "serviceInstance", "value": inst }] })
+    };
+    let policy = json!({ "type": "authorization", "subjects": [attrs("cloud-object-storage", &cos)],
+        "roles": [{ "role_id": "crn:v1:bluemix:public:iam::::serviceRole:Reader" }], "resources": [attrs("hs-crypto", &kms)] });
+    c.call(Method::POST, "/v1/policies", Some(&policy)).await?;
+    let key = c
+        .call_with(
+            Method::POST,
+            "/api/v2/keys",
+            Some(&json!({ "resources": [{ "name": "bench", "extractable": false }] })),
+            &[("bluemix-instance", &kms)],
+        )
+        .await?;
+    let crn = key["resources"][0]["crn"]
+        .as_str()
+        .context("no key CRN")?
+        .to_owned();
+    let endpoint = field(boot, "s3_endpoint")?;
+    let suffix = hex::encode(coffer_crypto::random_bytes(4));
+    let make = |name: &'static str, bucket: String| Target {
+        name,
+        endpoint: endpoint.clone(),
+        bucket,
+        signer: signer.clone(),
+    };
+    let (enc, plain) = (
+        make("coffer encrypted", format!("bench-enc-{suffix}")),
+        make("coffer plain", format!("bench-plain-{suffix}")),
+    );
+    for (t, kp) in [(&enc, true), (&plain, false)] {
+        let headers: Vec<(&str, &str)> = if kp {
+            vec![
+                ("ibm-sse-kp-encryption-algorithm", "AES256"),
+                ("ibm-sse-kp-customer-root-key-crn", &crn),
+            ]
+        } else {
+            vec![]
+        };
+        let (status, body) = send(http, Method::PUT, &t.url("PUT", ""), Bytes::new(), &headers).await?;
+        if status != 200 {
+            bail!(
+                "creating {}: {status} {}",
+                t.bucket,
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    Ok((enc, plain))
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let boot: Value = serde_json::from_slice(
+        &std::fs::read(args.data_dir.join("bootstrap.json")).context("reading bootstrap.json")?,
+    )?;
+    let http = client();
+    let signer = Arc::new(Signer {
+        access_key: field(&boot, "admin_access_key_id")?,
+        secret_key: field(&boot, "admin_secret_access_key")?,
+        region: field(&boot, "region")?,
+    });
+    let (enc, plain) = setup(&boot, &http, &signer).await?;
+    let mut targets = vec![Arc::new(enc), Arc::new(plain)];
+    if let Some(peer) = &args.peer {
+        let t = Target {
+            name: "peer",
+            endpoint: peer.clone(),
+            bucket: format!("bench-peer-{}", hex::encode(coffer_crypto::random_bytes(4))),
+            signer: Arc::new(Signer {
+                access_key: args.peer_access_key.clone(),
+                secret_key: args.peer_secret_key.clone(),
+                region: "us-east-1".into(),
+            }),
+        };
+        let (status, body) = send(&http, Method::PUT, &t.url("PUT", ""), Bytes::new(), &[]).await?;
+        if status != 200 {
+            bail!(
+                "creating the peer bucket: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        targets.push(Arc::new(t));
+    }
+    let pb = bar("measuring MD5 and AES-256-GCM on one core".into());
+    let lim = tokio::task::spawn_blocking(limits::measure).await?;
+    pb.finish_and_clear();
+
+    let mut rows = vec![
+        Row {
+            label: "PUT 64 MiB",
+            unit: "MB/s",
+            values: vec![],
+        },
+        Row {
+            label: "GET 64 MiB",
+            unit: "MB/s",
+            values: vec![],
+        },
+        Row {
+            label: "PUT 1 MiB",
+            unit: "MB/s",
+            values: vec![],
+        },
+        Row {
+            label: "GET 1 MiB",
+            unit: "MB/s",
+            values: vec![],
+        },
+        Row {
+            label: "PUT 4 KiB",
+            unit: "ops/s",
+            values: vec![],
+        },
+        Row {
+            label: "GET 4 KiB",
+            unit: "ops/s",
+            values: vec![],
+        },
+    ];
+    for t in &targets {
+        let (p64, g64) = stream(&http, t, 64 << 20, args.seconds, 4).await?;
+        let (p1, g1) = stream(&http, t, 1 << 20, args.seconds, 32).await?;
+        let (p4, g4) = small(&http, t, args.seconds, args.concurrency).await?;
+        for (row, v) in rows.iter_mut().zip([p64, g64, p1, g1, p4, g4]) {
+            row.values.push(v);
+        }
+    }
+    report(&args, &targets, &rows, &lim);
+    Ok(())
+}
+
+fn report(args: &BenchArgs, targets: &[Arc<Target>], rows: &[Row], lim: &limits::Limits) {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let put64 = rows
+        .first()
+        .and_then(|r| r.values.first())
+        .copied()
+        .unwrap_or(0.0);
+    if args.json {
+        let out = json!({
+            "targets": targets.iter().map(|t| t.name).collect::<Vec<_>>(),
+            "rows": rows.iter().map(|r| json!({ "row": r.label, "unit": r.unit, "values": r.values })).collect::<Vec<_>>(),
+            "limits_mb_s": { "md5": lim.md5, "aes_256_gcm": lim.aes_gcm, "md5_plus_aes_256_gcm": lim.md5_and_aes },
+            "encrypted_put_64mib_vs_limit": ratio(put64, lim.md5_and_aes),
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return;
+    }
+    let mut header = format!("{:<12} {:>6}", "", "unit");
+    for t in targets {
+        header.push_str(&format!(" {:>17}", t.name));
+    }
+    header.push_str("   enc/plain");
+    if targets.len() > 2 {
+        header.push_str("   enc/peer");
+    }
+    println!("{header}");
+    for r in rows {
+        let mut line = format!("{:<12} {:>6}", r.label, r.unit);
+        for v in &r.values {
+            line.push_str(&format!(" {v:>17.1}"));
+        }
+        let v = |i: usize| r.values.get(i).copied().unwrap_or(0.0);
+        line.push_str(&format!("   {:>9.2}", ratio(v(0), v(1))));
+        if targets.len() > 2 {
+            line.push_str(&format!("   {:>8.2}", ratio(v(0), v(2))));
+        }
+        println!("{line}");
+    }
+    println!();
+    println!(
+        "one core: MD5 {:.0} MB/s, AES-256-GCM {:.0} MB/s, MD5 + AES-256-GCM {:.0} MB/s",
+        lim.md5, lim.aes_gcm, lim.md5_and_aes
+    );
+    println!(
+        "single-stream encrypted PUT (64 MiB) at {:.0}% of the MD5 + AES-GCM limit",
+        100.0 * ratio(put64, lim.md5_and_aes)
+    );
+}
