@@ -108,16 +108,11 @@ pub fn eval(principal: &Principal, action: Action, resource: &Resource, policies
         return Decision::Deny(DenyReason::OtherAccount);
     }
     let applicable: Vec<&Policy> = match principal {
-        Principal::Identity { iam_id, .. } => {
-            if action.service_only() {
-                return Decision::Deny(DenyReason::ServiceOnly);
-            }
-            policies
-                .iter()
-                .filter(|p| p.kind == PolicyType::Access)
-                .filter(|p| p.subject().and_then(|s| s.get("iam_id")) == Some(iam_id.as_str()))
-                .collect()
-        }
+        Principal::Identity { iam_id, .. } => policies
+            .iter()
+            .filter(|p| p.kind == PolicyType::Access)
+            .filter(|p| p.subject().and_then(|s| s.get("iam_id")) == Some(iam_id.as_str()))
+            .collect(),
         Principal::Service {
             service,
             instance,
@@ -142,6 +137,10 @@ pub fn eval(principal: &Principal, action: Action, resource: &Resource, policies
         .collect();
     if on_resource.is_empty() {
         return Decision::Deny(DenyReason::NoPolicy);
+    }
+    // Someone with no access learns nothing, not even that the action is for services only.
+    if action.service_only() && matches!(principal, Principal::Identity { .. }) {
+        return Decision::Deny(DenyReason::ServiceOnly);
     }
     let granted = action.granted_by();
     if on_resource

@@ -318,4 +318,9 @@ fn services_act_through_authorization_policies_only() {
         eval(&alice(), KmsWriteRegistration, &r, &[access]),
         Decision::Deny(DenyReason::ServiceOnly)
     );
+    // Without any role on the instance, the answer is the plain "no access".
+    assert_eq!(
+        eval(&alice(), KmsWriteRegistration, &r, &[]),
+        Decision::Deny(DenyReason::NoPolicy)
+    );
 }

@@ -153,6 +153,9 @@ impl Kms {
         rewrapped_key_version: Option<String>,
     ) -> Result<()> {
         let instance = self.kms_instance(instance_id).await?;
+        // Only services acknowledge; a user hears so before learning whether the event exists.
+        self.authorize(caller, coffer_iam::Action::KmsEventAck, &instance, None)
+            .await?;
         let prefix = format!("{instance_id}/");
         let entries = self
             .meta()

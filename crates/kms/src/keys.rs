@@ -305,6 +305,15 @@ impl Kms {
     ) -> Result<KeyPage> {
         let instance = self.kms_instance(instance_id).await?;
         self.authorize(caller, Action::KmsList, &instance, None).await?;
+        // Like every KMS call, listing needs an initialized instance (spec §5); a sealed one
+        // may still list, as metadata needs no master key.
+        if !self
+            .instance_record(instance_id)
+            .await?
+            .is_some_and(|r| r.initialized)
+        {
+            return Err(KmsError::NotInitialized);
+        }
         let t = now();
         let default_states = [
             KeyState::PreActivation,

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::events::EventKind;
 use crate::keys::NewKey;
 use crate::model::{Deletion, KeyRecord, KeyState, Version};
-use crate::store::{ALIASES, KEYS, Kms, REGISTRATIONS, key_key};
+use crate::store::{ALIASES, KEYS, Kms, PARKED_REGISTRATIONS, REGISTRATIONS, key_key};
 use crate::{KmsError, Result, now};
 
 /// Options of a delete.
@@ -66,7 +66,11 @@ impl Kms {
         ) {
             return Err(state_error("rotate", record.effective_state(t)));
         }
-        if record.last_rotated.unwrap_or(record.created) + self.timing().rotate_min_interval_secs > t {
+        // Only a rotation starts the hour: a new key may be rotated at once (IBM's own tests do).
+        if record
+            .last_rotated
+            .is_some_and(|r| r + self.timing().rotate_min_interval_secs > t)
+        {
             return Err(KmsError::conflict(
                 "KEY_ROTATION_NOT_PERMITTED",
                 "This root key was rotated within the last hour: wait before rotating it again",
@@ -280,15 +284,15 @@ impl Kms {
                 Ok(())
             })
             .await?;
-        // Subscribers hear of the deletion before the registrations go (a forced delete).
+        // Subscribers hear of the deletion before the registrations go (a forced delete). They
+        // are parked, not dropped: a restore must reach the same resources again (spec §4.11).
         self.emit(EventKind::Delete, &updated).await?;
         if opts.force && !registrations.is_empty() {
             let mut b = Batch::new();
             for reg in &registrations {
-                b.delete(
-                    REGISTRATIONS,
-                    crate::registrations::reg_key(instance_id, &record.id, &reg.resource_crn),
-                );
+                let k = crate::registrations::reg_key(instance_id, &record.id, &reg.resource_crn);
+                b.put(PARKED_REGISTRATIONS, k.clone(), serde_json::to_vec(reg)?)
+                    .delete(REGISTRATIONS, k);
             }
             self.meta().commit(b).await?;
         }
@@ -359,10 +363,18 @@ impl Kms {
                 ));
             }
         }
+        let parked = self
+            .registrations_in(PARKED_REGISTRATIONS, instance_id, &record.id)
+            .await?;
         let updated = self
             .update_key(instance_id, &record.id, |r, b| {
                 if r.state != KeyState::Destroyed {
                     return Err(KmsError::invalid_state("the key is not deleted"));
+                }
+                for reg in &parked {
+                    let k = crate::registrations::reg_key(instance_id, &r.id, &reg.resource_crn);
+                    b.put(REGISTRATIONS, k.clone(), serde_json::to_vec(reg)?)
+                        .delete(PARKED_REGISTRATIONS, k);
                 }
                 r.state = KeyState::Active;
                 r.state_changed = now();
@@ -397,11 +409,13 @@ impl Kms {
         }
         let mut b = Batch::new();
         b.delete(KEYS, key_key(instance_id, &record.id));
-        for reg in self.registrations_of(instance_id, &record.id).await? {
-            b.delete(
-                REGISTRATIONS,
-                crate::registrations::reg_key(instance_id, &record.id, &reg.resource_crn),
-            );
+        for space in [REGISTRATIONS, PARKED_REGISTRATIONS] {
+            for reg in self.registrations_in(space, instance_id, &record.id).await? {
+                b.delete(
+                    space,
+                    crate::registrations::reg_key(instance_id, &record.id, &reg.resource_crn),
+                );
+            }
         }
         self.meta().commit(b).await?;
         self.forget(&record);

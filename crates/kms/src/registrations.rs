@@ -33,9 +33,19 @@ fn crn_matches(query: &str, crn: &str) -> bool {
 
 impl Kms {
     pub(crate) async fn registrations_of(&self, instance: &str, key_id: &str) -> Result<Vec<Registration>> {
+        self.registrations_in(REGISTRATIONS, instance, key_id).await
+    }
+
+    /// The registrations of a key held in `space` (live or parked).
+    pub(crate) async fn registrations_in(
+        &self,
+        space: &'static str,
+        instance: &str,
+        key_id: &str,
+    ) -> Result<Vec<Registration>> {
         let prefix = format!("{instance}/{key_id}/");
         self.meta()
-            .scan(REGISTRATIONS, KeyRange::prefix(prefix.as_bytes()), usize::MAX)
+            .scan(space, KeyRange::prefix(prefix.as_bytes()), usize::MAX)
             .await?
             .into_iter()
             .map(|(_, v)| Ok(serde_json::from_slice(&v)?))
@@ -154,7 +164,11 @@ impl Kms {
         crn: &str,
         input: RegistrationInput,
     ) -> Result<Registration> {
+        let instance = self.kms_instance(instance_id).await?;
         let (record, _) = self.key(instance_id, id).await?;
+        // Who may write comes before whether the registration exists: users learn nothing.
+        self.authorize(caller, Action::KmsWriteRegistration, &instance, Some(&record.id))
+            .await?;
         let (existing, _) = self
             .load::<Registration>(REGISTRATIONS, &reg_key(instance_id, &record.id, crn))
             .await?

@@ -20,6 +20,8 @@ pub(crate) const KEYS: &str = "kms.keys";
 pub(crate) const ALIASES: &str = "kms.aliases";
 pub(crate) const KEY_RINGS: &str = "kms.key-rings";
 pub(crate) const REGISTRATIONS: &str = "kms.registrations";
+/// Registrations a forced delete took off a key, kept so a restore gives them back.
+pub(crate) const PARKED_REGISTRATIONS: &str = "kms.registrations.parked";
 pub(crate) const EVENTS: &str = "kms.events";
 pub(crate) const INSTANCE_POLICIES: &str = "kms.instance-policies";
 pub(crate) const IMPORT_TOKENS: &str = "kms.import-tokens";

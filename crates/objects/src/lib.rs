@@ -114,4 +114,6 @@ fn now_ms() -> i64 {
 }
 
 #[cfg(test)]
+mod encryption_tests;
+#[cfg(test)]
 mod tests;

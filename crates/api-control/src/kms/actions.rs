@@ -98,7 +98,9 @@ async fn run(s: &ControlState, kp: &Kp, id: &str, action: &str, raw: &Bytes) -> 
         }
         "rewrap" => {
             let w = kms.rewrap(who, inst, id, ciphertext(&v)?, &aad(&v)?).await?;
-            let out = json!({ "ciphertext": w.ciphertext, "keyVersion": { "id": w.key_version }, "rewrappedKeyVersion": { "id": w.key_version } });
+            // keyVersion names the version the input was wrapped with (the SDK's RewrapKeyResponseBody).
+            let from = w.previous_version.as_deref().unwrap_or(&w.key_version);
+            let out = json!({ "ciphertext": w.ciphertext, "keyVersion": { "id": from }, "rewrappedKeyVersion": { "id": w.key_version } });
             Ok(respond(StatusCode::OK, KEY_ACTION, &out))
         }
         "rotate" => {

@@ -114,7 +114,8 @@ fn phrase(status: u16) -> &'static str {
 impl IntoResponse for KpError {
     fn into_response(self) -> Response {
         let (status, code) = self.0.wire();
-        let message = if status >= 500 {
+        // A sealed instance is an operational state with its own message, not an internal fault.
+        let message = if status >= 500 && !matches!(self.0, KmsError::Sealed) {
             tracing::error!(error = %self.0, "key management internal error");
             "internal error".to_owned()
         } else {

@@ -1,0 +1,390 @@
+//! Encrypted buckets on the real KMS: the domain view of issue 5.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coffer_iam::{
+    Attribute, Attributes, BootstrapRequest, Iam, PolicyInput, PolicyRole, PolicyType, Principal, Role,
+    ServiceKind, TokenConfig,
+};
+use coffer_kms::{DeleteOptions, Kms, NewKey, Timing};
+use coffer_storage::local::{FsBlobStore, RedbMetaStore};
+use coffer_storage::{BlobStore, MetaStore};
+use futures::TryStreamExt;
+
+use crate::*;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Store,
+    blobs: Arc<FsBlobStore>,
+    kms: Kms,
+    admin: Principal,
+    kms_instance: String,
+    owner: Owner,
+}
+
+fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+    Attributes {
+        attributes: pairs
+            .iter()
+            .map(|(n, v)| Attribute {
+                name: (*n).into(),
+                value: (*v).into(),
+                operator: None,
+            })
+            .collect(),
+    }
+}
+
+async fn fixture(authorize: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetaStore> = Arc::new(RedbMetaStore::open(&dir.path().join("m.redb")).unwrap());
+    let blobs = Arc::new(FsBlobStore::open(&dir.path().join("blobs")).unwrap());
+    let iam = Iam::open(meta.clone(), TokenConfig::default()).await.unwrap();
+    let boot = iam.bootstrap(BootstrapRequest::default()).await.unwrap();
+    let admin = Principal::Identity {
+        iam_id: boot.admin_iam_id.clone(),
+        account: boot.account_id.clone(),
+    };
+    let timing = Timing {
+        state_change_delay_secs: 0,
+        rotate_min_interval_secs: 0,
+        purge_delay_secs: 0,
+        ..Timing::default()
+    };
+    let kms = Kms::open(meta.clone(), iam.clone(), timing, None).await.unwrap();
+    let kms_instance = kms
+        .create_instance(&admin, ServiceKind::HsCrypto, "us-south", "k")
+        .await
+        .unwrap()
+        .id;
+    let (parts, vp) = coffer_kms::parts::generate(2);
+    kms.begin_software_init(&admin, &kms_instance, 2, &vp)
+        .await
+        .unwrap();
+    for p in parts {
+        kms.load_part(&admin, &kms_instance, p).await.unwrap();
+    }
+    if authorize {
+        let policy = PolicyInput {
+            kind: PolicyType::Authorization,
+            subjects: vec![attrs(&[
+                ("accountId", &boot.account_id),
+                ("serviceName", "cloud-object-storage"),
+                ("serviceInstance", &boot.cos_instance_id),
+            ])],
+            roles: vec![PolicyRole {
+                role_id: Role::Reader.role_id(),
+                display_name: None,
+                description: None,
+            }],
+            resources: vec![attrs(&[
+                ("accountId", &boot.account_id),
+                ("serviceName", "hs-crypto"),
+                ("serviceInstance", &kms_instance),
+            ])],
+            description: None,
+        };
+        iam.create_policy(policy, &boot.account_id, &boot.admin_iam_id)
+            .await
+            .unwrap();
+    }
+    let store = Store::new(meta, blobs.clone(), "us-south").with_kms(kms.clone());
+    let owner = Owner {
+        account_id: boot.account_id,
+        instance_id: boot.cos_instance_id,
+    };
+    Fixture {
+        dir,
+        store,
+        blobs,
+        kms,
+        admin,
+        kms_instance,
+        owner,
+    }
+}
+
+impl Fixture {
+    async fn root_key(&self) -> (String, String) {
+        let k = self
+            .kms
+            .create_key(
+                &self.admin,
+                &self.kms_instance,
+                NewKey {
+                    name: "root".into(),
+                    ..NewKey::default()
+                },
+            )
+            .await
+            .unwrap();
+        let crn = coffer_iam::Crn::instance(
+            "hs-crypto",
+            "us-south",
+            &self.owner.account_id,
+            &self.kms_instance,
+        )
+        .child("key", &k.id)
+        .to_string();
+        (k.id, crn)
+    }
+
+    async fn put(&self, b: &BucketInfo, key: &str, data: &[u8]) -> Result<ObjectInfo> {
+        let body = futures::stream::iter(
+            data.chunks(10_000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        );
+        let staged = self
+            .store
+            .stage(
+                b,
+                body,
+                StageOptions {
+                    max_len: limits::MAX_PUT_SIZE,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.store
+            .put_object(b, key, staged, ObjectAttrs::default(), &WriteCondition::None)
+            .await
+    }
+
+    async fn get(&self, b: &BucketInfo, key: &str, range: Option<ByteRange>) -> Result<Vec<u8>> {
+        let body = self
+            .store
+            .get_object(b, key, &Preconditions::default(), range, None)
+            .await?;
+        let chunks: Vec<Bytes> = body.stream.try_collect().await?;
+        Ok(chunks.concat())
+    }
+
+    fn blob_files(&self) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(self.dir.path().join("blobs/blobs")).unwrap() {
+            for f in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+                out.push(f.unwrap().path());
+            }
+        }
+        out
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    b"COFFER-PLAINTEXT-PATTERN-"
+        .iter()
+        .cycle()
+        .take(n)
+        .copied()
+        .collect()
+}
+
+#[tokio::test]
+async fn encrypted_objects_round_trip_and_never_reach_the_disk() {
+    let f = fixture(true).await;
+    let (_, crn) = f.root_key().await;
+    let b = f
+        .store
+        .create_bucket(&f.owner, "enc", None, Some(&crn))
+        .await
+        .unwrap();
+    assert_eq!(b.root_key_crn(), Some(crn.as_str()));
+    let data = pattern(3 * 65536 + 123);
+    let info = f.put(&b, "obj", &data).await.unwrap();
+    assert_eq!(
+        info.etag,
+        hex::encode(coffer_crypto::Md5::digest(&data)),
+        "the ETag is the plaintext's MD5"
+    );
+    assert_eq!(f.get(&b, "obj", None).await.unwrap(), data);
+    for (first, last) in [
+        (0u64, 0u64),
+        (65535, 65536),
+        (65536 * 2 - 1, 65536 * 3 + 5),
+        (100, 200),
+    ] {
+        let r = ByteRange::FromTo {
+            first,
+            last: Some(last),
+        };
+        assert_eq!(
+            f.get(&b, "obj", Some(r)).await.unwrap(),
+            &data[first as usize..=last as usize]
+        );
+    }
+    assert_eq!(
+        f.get(&b, "empty", None).await.err().map(|e| e.to_string()),
+        Some("no such key".into())
+    );
+    f.put(&b, "empty", b"").await.unwrap();
+    assert!(f.get(&b, "empty", None).await.unwrap().is_empty());
+    for file in f.blob_files() {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(25).any(|w| w == b"COFFER-PLAINTEXT-PATTERN-"),
+            "plaintext in {}",
+            file.display()
+        );
+    }
+    let plain = f
+        .store
+        .create_bucket(&f.owner, "plain", None, None)
+        .await
+        .unwrap();
+    let src = CopySource {
+        bucket: &b,
+        key: "obj",
+        preconditions: Preconditions::default(),
+    };
+    f.store
+        .copy_object(&src, &plain, "copy", None, &WriteCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(f.get(&plain, "copy", None).await.unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_wrong_crn_or_a_missing_authorization_is_the_same_error() {
+    let f = fixture(false).await;
+    let (_, crn) = f.root_key().await;
+    for bad in [
+        crn.as_str(),
+        "not-a-crn",
+        "crn:v1:bluemix:public:hs-crypto:us-south:a/x:y:key:z",
+    ] {
+        let e = f
+            .store
+            .create_bucket(&f.owner, "nope", None, Some(bad))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::KeyCrnNotFound), "{bad}: {e}");
+    }
+    assert!(matches!(f.store.bucket("nope").await, Err(Error::NoSuchBucket)));
+}
+
+#[tokio::test]
+async fn tampering_is_detected_and_never_returns_wrong_bytes() {
+    let f = fixture(true).await;
+    let (_, crn) = f.root_key().await;
+    let b = f
+        .store
+        .create_bucket(&f.owner, "enc", None, Some(&crn))
+        .await
+        .unwrap();
+    let data = pattern(200_000);
+    f.put(&b, "a", &data).await.unwrap();
+    let a_file = f.blob_files().pop().unwrap();
+    f.put(&b, "b", &pattern(200_000)).await.unwrap();
+    let b_file = f.blob_files().into_iter().find(|p| *p != a_file).unwrap();
+    let original = std::fs::read(&a_file).unwrap();
+
+    let mut flipped = original.clone();
+    flipped[100_000] ^= 1;
+    std::fs::write(&a_file, &flipped).unwrap();
+    // The first segment is intact: the stream starts, then fails at the tampered one.
+    let body = f
+        .store
+        .get_object(&b, "a", &Preconditions::default(), None, None)
+        .await
+        .unwrap();
+    let read: std::result::Result<Vec<Bytes>, Error> = body.stream.try_collect().await;
+    assert!(matches!(read, Err(Error::Integrity)));
+    // A range that starts in the tampered segment fails before any byte.
+    let r = ByteRange::FromTo {
+        first: 100_000,
+        last: Some(100_010),
+    };
+    assert!(matches!(f.get(&b, "a", Some(r)).await, Err(Error::Integrity)));
+
+    std::fs::write(&a_file, &original[..original.len() - 1000]).unwrap();
+    assert!(f.get(&b, "a", None).await.is_err(), "truncated");
+
+    std::fs::write(&a_file, std::fs::read(&b_file).unwrap()).unwrap();
+    assert!(
+        matches!(f.get(&b, "a", None).await, Err(Error::Integrity)),
+        "another object's blob"
+    );
+    std::fs::write(&a_file, &original).unwrap();
+    assert_eq!(f.get(&b, "a", None).await.unwrap(), data);
+    let _ = f.blobs.list().await.unwrap();
+}
+
+#[tokio::test]
+async fn key_states_hold_at_once() {
+    let f = fixture(true).await;
+    let (key, crn) = f.root_key().await;
+    let b = f
+        .store
+        .create_bucket(&f.owner, "enc", None, Some(&crn))
+        .await
+        .unwrap();
+    f.put(&b, "before", b"old").await.unwrap();
+    f.kms
+        .rotate_key(&f.admin, &f.kms_instance, &key, None)
+        .await
+        .unwrap();
+    f.put(&b, "after", b"new").await.unwrap();
+    assert_eq!(f.get(&b, "before", None).await.unwrap(), b"old");
+    assert_eq!(f.get(&b, "after", None).await.unwrap(), b"new");
+
+    f.kms.disable_key(&f.admin, &f.kms_instance, &key).await.unwrap();
+    assert!(matches!(
+        f.get(&b, "before", None).await,
+        Err(Error::KeyUnusable(KeyAccess::Suspended))
+    ));
+    assert!(matches!(f.put(&b, "x", b"x").await, Err(Error::KeyUnusable(_))));
+    let listed = f
+        .store
+        .list_objects(
+            &b,
+            &ListQuery {
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.entries.len(), 2);
+    f.kms.enable_key(&f.admin, &f.kms_instance, &key).await.unwrap();
+    assert_eq!(f.get(&b, "before", None).await.unwrap(), b"old");
+
+    f.kms
+        .delete_key(&f.admin, &f.kms_instance, &key, DeleteOptions { force: true })
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.get(&b, "after", None).await,
+        Err(Error::KeyUnusable(KeyAccess::Destroyed))
+    ));
+    f.kms
+        .restore_key(&f.admin, &f.kms_instance, &key, None)
+        .await
+        .unwrap();
+    assert_eq!(f.get(&b, "after", None).await.unwrap(), b"new");
+
+    f.kms
+        .delete_key(&f.admin, &f.kms_instance, &key, DeleteOptions { force: true })
+        .await
+        .unwrap();
+    f.kms.purge_key(&f.admin, &f.kms_instance, &key).await.unwrap();
+    assert!(matches!(
+        f.get(&b, "after", None).await,
+        Err(Error::KeyUnusable(_))
+    ));
+    // Shredded: objects can still be listed and deleted, and the bucket removed.
+    f.store.delete_object(&b, "before").await.unwrap();
+    f.store.delete_object(&b, "after").await.unwrap();
+    f.store.delete_bucket(&b).await.unwrap();
+    let events = f.store.activity(100).await.unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["requestData"]["eventType"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["rotate", "disable", "enable", "delete", "restore", "delete"]
+    );
+}
