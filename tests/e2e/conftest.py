@@ -662,3 +662,408 @@ def ibm_hmac_client(server: CofferServer, access_key: str, secret_key: str, **co
         config=IbmConfig(**settings),
         endpoint_url=server.endpoint,
     )
+
+
+# -- Key Protect / Hyper Protect Crypto Services (the KMS) -------------------------------------
+
+KP_KEY = "application/vnd.ibm.kms.key+json"
+KP_KEY_ACTION = "application/vnd.ibm.kms.key_action+json"
+KP_POLICY = "application/vnd.ibm.kms.policy+json"
+KP_ERROR = "application/vnd.ibm.kms.error+json"
+
+# Short KMS timing rules for tests that walk the lifecycle (the session `server` keeps IBM's).
+KMS_FAST_TIMINGS = {
+    "COFFER_KMS_ROTATE_MIN_INTERVAL_SECS": "0",
+    "COFFER_KMS_STATE_CHANGE_DELAY_SECS": "0",
+    "COFFER_KMS_PURGE_DELAY_SECS": "2",
+    "COFFER_KMS_RESTORE_WINDOW_SECS": "2",
+    "COFFER_KMS_SYNC_MIN_INTERVAL_SECS": "0",
+}
+
+
+def kms_role_id(role: str, service: str = "hs-crypto") -> str:
+    """The role CRN of a KMS service role (`KeyPurge` is specific to the KMS services)."""
+    if role == "KeyPurge":
+        return f"crn:v1:bluemix:public:{service}::::serviceRole:KeyPurge"
+    return ROLE_CRNS[role]
+
+
+def grant_kms(iam: IamAdmin, iam_id: str, roles: list[str] | str, instance_id: str, *,
+              service: str = "hs-crypto") -> dict:
+    """An access policy giving `iam_id` the `roles` on a KMS instance."""
+    roles = [roles] if isinstance(roles, str) else roles
+    body = {
+        "type": "access",
+        "subjects": [{"attributes": [{"name": "iam_id", "value": iam_id}]}],
+        "roles": [{"role_id": kms_role_id(r, service)} for r in roles],
+        "resources": [{"attributes": [
+            {"name": "accountId", "value": iam.account_id},
+            {"name": "serviceName", "value": service},
+            {"name": "serviceInstance", "value": instance_id},
+        ]}],
+    }
+    return iam.call("POST", "/v1/policies", json=body, expect=201).json()
+
+
+def kms_user(iam: IamAdmin, roles: list[str] | str | None, instance_id: str, *,
+             service: str = "hs-crypto") -> dict:
+    """A new user with an API key and (unless `roles` is None) the roles on a KMS instance."""
+    ident = iam.identity("user")
+    if roles:
+        grant_kms(iam, ident["iam_id"], roles, instance_id, service=service)
+    return ident
+
+
+def kp_sdk(server: CofferServer, apikey: str | None = None):
+    """The unmodified keyprotect SDK, authenticating with an API key at the control plane."""
+    from ibm_cloud_sdk_core.authenticators import IAMAuthenticator
+    from keyprotect.ibm_key_protect_api_v2 import IbmKeyProtectApiV2
+
+    svc = IbmKeyProtectApiV2(authenticator=IAMAuthenticator(
+        apikey or server.bootstrap["admin_api_key"], url=server.control_endpoint))
+    svc.set_service_url(server.control_endpoint)
+    return svc
+
+
+def kp_json(result) -> dict | None:
+    """The JSON of a keyprotect SDK result: a DetailedResponse, a dict (application/json
+    answers) or a raw requests.Response (vendor media types)."""
+    if hasattr(result, "get_result"):
+        result = result.get_result()
+    if result is None or isinstance(result, dict):
+        return result
+    if isinstance(result, requests.Response):
+        return result.json() if result.content else None
+    if isinstance(result, (bytes, str)):
+        return json.loads(result) if result else None
+    raise AssertionError(f"unexpected SDK result {type(result)}: {result!r}")
+
+
+def kp_envelope(resources: list[dict], collection_type: str = KP_KEY) -> str:
+    return json.dumps({"metadata": {"collectionType": collection_type, "collectionTotal": len(resources)},
+                       "resources": resources})
+
+
+def kp_key_body(name: str, *, root: bool = True, **fields) -> str:
+    """A create-key body as the SDK examples build it."""
+    return kp_envelope([{"type": KP_KEY, "name": name, "extractable": not root, **fields}])
+
+
+def kp_error_response(err) -> requests.Response:
+    from ibm_cloud_sdk_core import ApiException
+
+    if isinstance(err, ApiException):
+        assert err.http_response is not None, f"no HTTP response in {err!r}"
+        return err.http_response
+    return err
+
+
+def assert_kp_error(err, status: int, code: str, *, message: str | None = None) -> dict:
+    """A Key Protect error (spec §4.12): the status, Content-Type application/json, the error
+    envelope, and the reason code. `err` is a requests.Response or an SDK ApiException.
+    Returns the error resource."""
+    resp = kp_error_response(err)
+    detail = f"{resp.request.method} {resp.request.url}: {resp.status_code} {resp.text[:500]!r}"
+    assert resp.status_code == status, f"expected {status} {code}; got {detail}"
+    assert resp.headers.get("Content-Type", "").split(";")[0].strip() == "application/json", \
+        f"error Content-Type {resp.headers.get('Content-Type')!r}; {detail}"
+    body = resp.json()
+    assert body["metadata"]["collectionType"] == KP_ERROR, detail
+    assert body["metadata"]["collectionTotal"] == 1, detail
+    res = body["resources"][0]
+    assert isinstance(res.get("errorMsg"), str) and code in res["errorMsg"], detail
+    reason = res["reasons"][0]
+    assert reason["code"] == code, f"expected {status} {code}; got {detail}"
+    assert reason["status"] == status, detail
+    assert isinstance(reason.get("message"), str) and reason["message"], detail
+    assert isinstance(reason.get("moreInfo"), str) and reason["moreInfo"], detail
+    if message is not None:
+        assert message in reason["message"] or message in res["errorMsg"], \
+            f"expected {message!r} in the error; got {detail}"
+    return res
+
+
+def kp_raises(fn, *args, **kwargs) -> requests.Response:
+    """Calls an SDK method that must fail; returns the HTTP response of its ApiException."""
+    from ibm_cloud_sdk_core import ApiException
+
+    with pytest.raises(ApiException) as excinfo:
+        fn(*args, **kwargs)
+    return kp_error_response(excinfo.value)
+
+
+class KpRaw:
+    """Plain `requests` against `/api/v2` with the headers the SDKs send (bearer token,
+    Bluemix-Instance), for the wire shapes no SDK produces."""
+
+    def __init__(self, server: CofferServer, instance_id: str, apikey: str | None = None):
+        self.server = server
+        self.instance_id = instance_id
+        self.token = fetch_token(server, apikey or server.bootstrap["admin_api_key"])["access_token"]
+
+    def headers(self, extra: dict | None = None, *, auth: bool = True) -> dict:
+        h = {"Bluemix-Instance": self.instance_id, "Accept": "application/json"}
+        if auth:
+            h["Authorization"] = f"Bearer {self.token}"
+        h.update(extra or {})
+        return {k: v for k, v in h.items() if v is not None}
+
+    def call(self, method: str, path: str, *, body: bytes | str | None = None, json_body=None,
+             headers: dict | None = None, params=None, auth: bool = True) -> requests.Response:
+        """`path` is relative to `/api/v2`. `body` goes as-is with no Content-Type unless
+        `headers` gives one; `json_body` is serialized (still without a Content-Type)."""
+        if json_body is not None:
+            body = json.dumps(json_body)
+        if isinstance(body, str):
+            body = body.encode()
+        req = requests.Request(method, f"{self.server.control_endpoint}/api/v2{path}",
+                               headers=self.headers(headers, auth=auth), params=params, data=body)
+        prepared = req.prepare()
+        if "Content-Type" not in (headers or {}):
+            prepared.headers.pop("Content-Type", None)
+        with requests.Session() as s:
+            return s.send(prepared, timeout=30)
+
+    def create_key(self, name: str | None = None, *, root: bool = True, **fields) -> dict:
+        r = self.call("POST", "/keys", body=kp_key_body(name or unique_name("key"), root=root, **fields))
+        assert r.status_code == 201, f"create key: {r.status_code} {r.text[:400]}"
+        return r.json()["resources"][0]
+
+    def key(self, key_id: str) -> dict:
+        r = self.call("GET", f"/keys/{key_id}/metadata")
+        assert r.status_code == 200, f"key metadata: {r.status_code} {r.text[:400]}"
+        return r.json()["resources"][0]
+
+    def action(self, key_id: str, action: str, body=None) -> requests.Response:
+        return self.call("POST", f"/keys/{key_id}/actions/{action}",
+                         body=None if body is None else json.dumps(body))
+
+    def wrap(self, key_id: str, plaintext: bytes | None = None, aad: list[str] | None = None) -> dict:
+        body = {}
+        if plaintext is not None:
+            body["plaintext"] = b64(plaintext)
+        if aad is not None:
+            body["aad"] = aad
+        r = self.action(key_id, "wrap", body)
+        assert r.status_code == 200, f"wrap: {r.status_code} {r.text[:400]}"
+        return r.json()
+
+
+def kms_server(workdir: Path, env: dict[str, str] | None = None) -> CofferServer:
+    """A started server of its own (callers stop it)."""
+    return CofferServer(workdir, env=env).start()
+
+
+@pytest.fixture(scope="session")
+def fast_kms_server(tmp_path_factory):
+    """A server whose KMS timing rules are short (KMS_FAST_TIMINGS)."""
+    srv = kms_server(tmp_path_factory.mktemp("coffer-kms-fast"), KMS_FAST_TIMINGS)
+    yield srv
+    if srv.running:
+        srv.stop()
+
+
+def coffer_cli(server: CofferServer, *args: str, env: dict[str, str] | None = None, check: bool = True,
+               timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs `coffer <args> --data-dir <the server's data dir>` (the CLI reads the control endpoint
+    and the admin API key from bootstrap.json)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("COFFER_PART_PASSPHRASE", "COFFER_API_KEY", "COFFER_CONTROL_ENDPOINT",
+                                     "COFFER_DATA_DIR"))}
+    full_env["NO_COLOR"] = "1"
+    full_env.update(env or {})
+    cmd = [str(COFFER_BIN), *args, "--data-dir", str(server.data_dir)]
+    proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, \
+            f"{' '.join(args)} exited {proc.returncode}:\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def coffer_cli_json(server: CofferServer, *args: str, env: dict[str, str] | None = None):
+    proc = coffer_cli(server, *args, "--json", env=env)
+    return json.loads(proc.stdout)
+
+
+def kms_part_files(out_dir: Path, instance_id: str, *, new: bool = False) -> list[Path]:
+    tag = "new-" if new else ""
+    return sorted(Path(out_dir).glob(f"{instance_id}-{tag}part-*-of-*.json"))
+
+
+def kms_instance_ready(server: CofferServer, out_dir: Path, *, parts: int = 2, service: str = "hs-crypto",
+                       env: dict[str, str] | None = None, name: str | None = None) -> dict:
+    """A KMS instance made and initialized through the CLI, its part files in `out_dir`:
+    `{"id", "crn", "verification_pattern", "parts": [paths]}`."""
+    created = coffer_cli_json(server, "kms", "instance", "create", "--name", name or unique_name("kms"),
+                              "--service", service)
+    info = coffer_cli_json(server, "kms", "init", "--instance", created["id"], "--parts", str(parts),
+                           "--out-dir", str(out_dir), env=env)
+    assert info["initialized"] is True and info["sealed"] is False, info
+    return {**info, "parts": kms_part_files(out_dir, created["id"])}
+
+
+# -- key-protected buckets (test_kp_*.py) ----------------------------------------------------
+
+# Timing rules of the servers that walk a root key through its lifecycle under buckets: any
+# state change at once, a restore window far longer than a test, purge right after delete.
+KP_LIFECYCLE_TIMINGS = {
+    "COFFER_KMS_STATE_CHANGE_DELAY_SECS": "0",
+    "COFFER_KMS_ROTATE_MIN_INTERVAL_SECS": "0",
+    "COFFER_KMS_PURGE_DELAY_SECS": "0",
+    "COFFER_KMS_RESTORE_WINDOW_SECS": "3600",
+    "COFFER_KMS_SYNC_MIN_INTERVAL_SECS": "0",
+}
+
+KP_CRN_NOT_FOUND = "The Key CRN could not be found"
+KP_HEADERS = ("ibm-sse-kp-enabled", "ibm-sse-kp-crk-id", "ibm-sse-kp-customer-root-key-crn")
+
+
+def cos_kms_authorization_body(iam: IamAdmin, kms_instance_id: str, service: str = "hs-crypto") -> dict:
+    """The authorization policy of spec §2.3: the COS instance may act as Reader on a KMS instance."""
+    return {
+        "type": "authorization",
+        "subjects": [{"attributes": [
+            {"name": "accountId", "value": iam.account_id},
+            {"name": "serviceName", "value": "cloud-object-storage"},
+            {"name": "serviceInstance", "value": iam.cos_instance_id},
+        ]}],
+        "roles": [{"role_id": ROLE_CRNS["Reader"]}],
+        "resources": [{"attributes": [
+            {"name": "accountId", "value": iam.account_id},
+            {"name": "serviceName", "value": service},
+            {"name": "serviceInstance", "value": kms_instance_id},
+        ]}],
+    }
+
+
+def authorize_cos_on_kms(iam: IamAdmin, kms_instance_id: str, service: str = "hs-crypto") -> dict:
+    """Creates that authorization policy (plain HTTP; asserted 201) and returns it."""
+    return iam.call("POST", "/v1/policies", json=cos_kms_authorization_body(iam, kms_instance_id, service),
+                    expect=201).json()
+
+
+def ibm_oauth_client(server: CofferServer, apikey: str, *, instance_id: str | None = None, **config):
+    """ibm_boto3 in IAM (oauth) mode, on a session of its own: ibm_botocore keeps the service
+    instance id it injects into CreateBucket on the *session*, so a later client made on the
+    shared default session (an HMAC one, say) would silently drop it from this one."""
+    import ibm_boto3
+    from ibm_botocore.client import Config as IbmConfig
+
+    settings = {"signature_version": "oauth", "retries": {"max_attempts": 0}, "connect_timeout": 5,
+                "read_timeout": 60, **config}
+    return ibm_boto3.session.Session().client(
+        "s3",
+        ibm_api_key_id=apikey,
+        ibm_service_instance_id=instance_id or server.bootstrap["cos_instance_id"],
+        ibm_auth_endpoint=f"{server.control_endpoint}/identity/token",
+        config=IbmConfig(**settings),
+        endpoint_url=server.endpoint,
+    )
+
+
+def ibm_sigv4_client(server: CofferServer, access_key: str | None = None, secret_key: str | None = None,
+                     **config):
+    """ibm_boto3 with an HMAC credential (SigV4), on a session of its own (see ibm_oauth_client)."""
+    import ibm_boto3
+    from ibm_botocore.client import Config as IbmConfig
+
+    ak, sk = server.credentials
+    settings = {"signature_version": "s3v4", "retries": {"max_attempts": 0}, "connect_timeout": 5,
+                "read_timeout": 60, "s3": {"addressing_style": "path"}, **config}
+    return ibm_boto3.session.Session().client(
+        "s3",
+        aws_access_key_id=access_key or ak,
+        aws_secret_access_key=secret_key or sk,
+        region_name=REGION,
+        config=IbmConfig(**settings),
+        endpoint_url=server.endpoint,
+    )
+
+
+def kp_create_bucket(server: CofferServer, name: str, root_key_crn: str | None, *,
+                     algorithm: str | None = "AES256", credentials: tuple[str, str] | None = None,
+                     extra_headers: dict | None = None) -> requests.Response:
+    """`PUT /{name}` with the key-protect headers, SigV4-signed (HMAC mode); not asserted."""
+    headers = dict(extra_headers or {})
+    if algorithm is not None:
+        headers["ibm-sse-kp-encryption-algorithm"] = algorithm
+    if root_key_crn is not None:
+        headers["ibm-sse-kp-customer-root-key-crn"] = root_key_crn
+    return signed_request(server, "PUT", f"/{name}", headers=headers, credentials=credentials)
+
+
+def cos_bucket_crn(server: CofferServer, bucket: str) -> str:
+    b = server.bootstrap
+    return f"crn:v1:bluemix:public:cloud-object-storage:global:a/{b['account_id']}:{b['cos_instance_id']}:bucket:{bucket}"
+
+
+def kp_registrations(raw: KpRaw, key_id: str) -> list[dict]:
+    """`GET /api/v2/keys/{id}/registrations` (asserted 200): the registration resources."""
+    r = raw.call("GET", f"/keys/{key_id}/registrations")
+    assert r.status_code == 200, f"registrations of {key_id}: {r.status_code} {r.text[:400]}"
+    return r.json().get("resources") or []
+
+
+def activity_events(server: CofferServer, limit: int = 10_000, *, apikey: str | None = None) -> list[dict]:
+    """`GET <control>/v1/activity?limit=N` as the account owner: the events, newest last."""
+    token = fetch_token(server, apikey or server.bootstrap["admin_api_key"])["access_token"]
+    r = requests.get(f"{server.control_endpoint}/v1/activity", params={"limit": limit},
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, f"activity: {r.status_code} {r.text[:400]}"
+    events = r.json()["events"]
+    assert isinstance(events, list), r.text[:400]
+    return events
+
+
+def bucket_key_events(server: CofferServer, bucket: str) -> list[dict]:
+    """The `cloud-object-storage.bucket-key-state.update` events of one bucket, oldest first."""
+    return [e for e in activity_events(server)
+            if e.get("action") == "cloud-object-storage.bucket-key-state.update"
+            and (e.get("target") or {}).get("name") == bucket]
+
+
+def blob_dir(server: CofferServer) -> Path:
+    return server.data_dir / "blobs" / "blobs"
+
+
+def blob_files(server: CofferServer) -> set[Path]:
+    """Every finished blob file of a local-storage server."""
+    return {p for p in blob_dir(server).rglob("*") if p.is_file()}
+
+
+def data_dir_files(server: CofferServer) -> list[Path]:
+    return sorted(p for p in server.data_dir.rglob("*") if p.is_file())
+
+
+def files_containing(paths, needle: bytes) -> list[Path]:
+    """The files among `paths` whose bytes contain `needle`."""
+    hits = []
+    for p in paths:
+        try:
+            if needle in Path(p).read_bytes():
+                hits.append(Path(p))
+        except FileNotFoundError:
+            pass
+    return hits
+
+
+def new_kms_instance(server: CofferServer, out_dir: Path, *, service: str = "hs-crypto",
+                     region: str | None = None, name: str | None = None, init: bool = True) -> dict:
+    """A KMS instance made with `POST <control>/kms/v1/instances` and (unless `init` is False)
+    initialized with `coffer kms init`; returns the instance as the API describes it, plus
+    `parts` (the part files) once initialized."""
+    body = {"name": name or unique_name("kms"), "service": service}
+    if region is not None:
+        body["region"] = region
+    token = fetch_token(server, server.bootstrap["admin_api_key"])["access_token"]
+    r = requests.post(f"{server.control_endpoint}/kms/v1/instances", json=body,
+                      headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 201, f"create KMS instance: {r.status_code} {r.text[:400]}"
+    inst = r.json()
+    if init:
+        coffer_cli(server, "kms", "init", "--instance", inst["id"], "--parts", "2", "--out-dir", str(out_dir))
+        inst = coffer_cli_json(server, "kms", "instance", "show", inst["id"])
+        assert inst["initialized"] is True and inst["sealed"] is False, inst
+        inst["parts"] = kms_part_files(out_dir, inst["id"])
+    return inst
