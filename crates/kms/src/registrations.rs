@@ -5,7 +5,7 @@ use coffer_iam::{Action, Crn, Principal};
 use coffer_storage::{Batch, KeyRange};
 
 use crate::model::{KeyState, Registration};
-use crate::store::{Kms, REGISTRATIONS};
+use crate::store::{Kms, PARKED_REGISTRATIONS, REGISTRATIONS};
 use crate::{KmsError, Result, now};
 
 /// What a service says about a registration.
@@ -196,14 +196,21 @@ impl Kms {
             .await?;
         Self::check_owner(caller, crn)?;
         let k = reg_key(instance_id, &record.id, crn);
-        if self.load::<Registration>(REGISTRATIONS, &k).await?.is_none() {
+        // A registration parked by a forced key delete goes too: a resource deleted meanwhile
+        // must not come back with a restore.
+        let live = self.load::<Registration>(REGISTRATIONS, &k).await?.is_some();
+        let parked = self
+            .load::<Registration>(PARKED_REGISTRATIONS, &k)
+            .await?
+            .is_some();
+        if !live && !parked {
             return Err(KmsError::not_found(
                 "REGISTRATION_NOT_FOUND_ERR",
                 "no such registration",
             ));
         }
         let mut b = Batch::new();
-        b.delete(REGISTRATIONS, k);
+        b.delete(REGISTRATIONS, k.clone()).delete(PARKED_REGISTRATIONS, k);
         self.meta().commit(b).await?;
         Ok(())
     }

@@ -294,7 +294,10 @@ async fn ibm_timing_rules_are_enforced_by_default() {
     let f = fixture_with(Timing::default()).await;
     let key = f.kms.create_key(&f.admin, &f.instance, root("k")).await.unwrap();
     // A new key rotates at once; the second rotation within the hour is refused.
-    f.kms.rotate_key(&f.admin, &f.instance, &key.id, None).await.unwrap();
+    f.kms
+        .rotate_key(&f.admin, &f.instance, &key.id, None)
+        .await
+        .unwrap();
     assert_eq!(
         f.kms
             .rotate_key(&f.admin, &f.instance, &key.id, None)

@@ -73,7 +73,22 @@ pub(crate) struct Encryption {
     kms: Kms,
     meta: Arc<dyn MetaStore>,
     deks: Mutex<HashMap<String, Arc<KeyMaterial>>>,
-    states: Mutex<HashMap<String, KeyAccess>>,
+    states: Mutex<StateCache>,
+}
+
+/// Key states read from the KMS. An event empties a key's entry (the next request asks the KMS
+/// again) and bumps the epoch, so a lookup that raced with the event cannot store a stale state.
+#[derive(Default)]
+struct StateCache {
+    entries: HashMap<String, CachedState>,
+    epoch: u64,
+}
+
+#[derive(Clone, Copy)]
+struct CachedState {
+    access: KeyAccess,
+    /// The key's expiration (unix seconds): no event marks it, so the entry ends there.
+    until: Option<i64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,7 +151,10 @@ impl Encryption {
             .kms_instance(&parsed.instance)
             .await
             .map_err(|_| not_found())?;
-        if instance.account != owner.account_id || instance.region != parsed.location {
+        if instance.account != owner.account_id
+            || instance.region != parsed.location
+            || kind != Some(instance.service)
+        {
             return Err(not_found());
         }
         // HPCS: the bucket must live where the HPCS instance operates. Key Protect keys may
@@ -160,14 +178,15 @@ impl Encryption {
             .key_metadata(&caller, &instance.id, &parsed.resource)
             .await;
         // A service may read metadata; a standard key or an inactive key cannot protect a bucket.
-        match record {
-            Ok(r) if r.is_root() && state == KeyState::Active => {}
+        // The CRN may name the key by an alias; the bucket keeps the key's id, which events name.
+        let key_id = match record {
+            Ok(r) if r.is_root() && state == KeyState::Active => r.id,
             _ => return Err(not_found()),
-        }
+        };
         Ok(RootKeyRef {
             crn: crn.trim().to_owned(),
             kms_instance: instance.id,
-            key_id: parsed.resource,
+            key_id,
         })
     }
 
@@ -201,7 +220,6 @@ impl Encryption {
             .map_err(|_| Error::KeyCrnNotFound)?;
         let dek = Arc::new(KeyMaterial::from_slice(&dek).map_err(|_| Error::KeyCrnNotFound)?);
         lock(&self.deks).insert(bucket.id.clone(), dek);
-        lock(&self.states).insert(root.key_id.clone(), KeyAccess::Active);
         Ok(WrappedDek {
             ciphertext: wrapped.ciphertext,
             key_version: wrapped.key_version,
@@ -227,22 +245,34 @@ impl Encryption {
     }
 
     async fn state(&self, bucket: &BucketRecord, root: &RootKeyRef) -> Result<KeyAccess> {
-        if let Some(s) = lock(&self.states).get(&root.key_id).copied() {
-            return Ok(s);
-        }
+        let now = now_ms() / 1000;
+        let epoch = {
+            let cache = lock(&self.states);
+            if let Some(c) = cache.entries.get(&root.key_id)
+                && c.until.is_none_or(|u| now < u)
+            {
+                return Ok(c.access);
+            }
+            cache.epoch
+        };
         let caller = service(&bucket.instance_id, &bucket.account_id);
-        let state = match self
+        let (access, until) = match self
             .kms
-            .key_state(&caller, &root.kms_instance, &root.key_id)
+            .key_metadata(&caller, &root.kms_instance, &root.key_id)
             .await
         {
-            Ok(s) => KeyAccess::from(s),
-            Err(KmsError::NotFound { .. }) => KeyAccess::Gone,
+            Ok(r) => (KeyAccess::from(r.effective_state(now)), r.expiration),
+            Err(KmsError::NotFound { .. }) => (KeyAccess::Gone, None),
             Err(e) if kms_unavailable(&e) => return Err(Error::KmsUnavailable),
             Err(e) => return Err(Error::Corrupt(format!("key state: {e}"))),
         };
-        lock(&self.states).insert(root.key_id.clone(), state);
-        Ok(state)
+        let mut cache = lock(&self.states);
+        if cache.epoch == epoch {
+            cache
+                .entries
+                .insert(root.key_id.clone(), CachedState { access, until });
+        }
+        Ok(access)
     }
 
     /// Refuses `op` unless the bucket's key state allows it.
@@ -299,8 +329,11 @@ impl Encryption {
 
     /// Handles a key change for the buckets it names.
     async fn on_event(&self, event: &KeyEvent) {
-        let access = KeyAccess::from(event.key_state);
-        lock(&self.states).insert(event.key_id.clone(), access);
+        {
+            let mut cache = lock(&self.states);
+            cache.entries.remove(&event.key_id);
+            cache.epoch += 1;
+        }
         let mut buckets = Vec::new();
         for crn in &event.resources {
             let Ok(parsed) = crn.parse::<Crn>() else { continue };

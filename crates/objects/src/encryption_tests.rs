@@ -388,3 +388,40 @@ async fn key_states_hold_at_once() {
         ["rotate", "disable", "enable", "delete", "restore", "delete"]
     );
 }
+
+#[tokio::test]
+async fn an_expired_key_reads_but_refuses_writes() {
+    let f = fixture(true).await;
+    // No event marks an expiration: the bucket must notice the time itself.
+    let expires = now_ms() / 1000 + 2;
+    let k = f
+        .kms
+        .create_key(
+            &f.admin,
+            &f.kms_instance,
+            NewKey {
+                name: "short-lived".into(),
+                expiration: Some(expires),
+                ..NewKey::default()
+            },
+        )
+        .await
+        .unwrap();
+    let crn = coffer_iam::Crn::instance("hs-crypto", "us-south", &f.owner.account_id, &f.kms_instance)
+        .child("key", &k.id)
+        .to_string();
+    let b = f
+        .store
+        .create_bucket(&f.owner, "expiring", None, Some(&crn))
+        .await
+        .unwrap();
+    f.put(&b, "a", b"before").await.unwrap();
+    while now_ms() / 1000 < expires {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(matches!(
+        f.put(&b, "b", b"after").await,
+        Err(Error::KeyUnusable(KeyAccess::Deactivated))
+    ));
+    assert_eq!(f.get(&b, "a", None).await.unwrap(), b"before");
+}
