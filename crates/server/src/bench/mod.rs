@@ -1,7 +1,9 @@
 //! `coffer bench`: PUT and GET throughput (1 MiB, 64 MiB) and 4 KiB operations per second on an
 //! encrypted and a plain bucket of a running coffer — and on a peer S3 server measured in the
-//! same run — next to this machine's one-core MD5 and AES-256-GCM limits.
+//! same run — next to this machine's one-core MD5 and AES-256-GCM limits; and the KMS's wrap
+//! and unwrap rates, in process and over HTTP.
 
+mod kms;
 mod limits;
 mod sigv4;
 
@@ -215,8 +217,20 @@ fn field(v: &Value, name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("bootstrap.json has no {name}"))
 }
 
+/// What the KMS rows need: the control plane, a token, the dev instance and its bench key.
+struct KmsTarget {
+    control: String,
+    token: String,
+    instance: String,
+    key: String,
+}
+
 /// Creates the encrypted and plain buckets (and, once, the root key and the authorization).
-async fn setup(boot: &Value, http: &HttpClient, signer: &Arc<Signer>) -> anyhow::Result<(Target, Target)> {
+async fn setup(
+    boot: &Value,
+    http: &HttpClient,
+    signer: &Arc<Signer>,
+) -> anyhow::Result<(Target, Target, KmsTarget)> {
     let control = field(boot, "control_endpoint")?;
     let kms =
         field(boot, "kms_instance_id").context("the bench needs the dev KMS instance of a fresh data dir")?;
@@ -242,6 +256,15 @@ async fn setup(boot: &Value, http: &HttpClient, signer: &Arc<Signer>) -> anyhow:
         .as_str()
         .context("no key CRN")?
         .to_owned();
+    let kms_target = KmsTarget {
+        control: control.trim_end_matches('/').to_owned(),
+        token: c.token().to_owned(),
+        key: key["resources"][0]["id"]
+            .as_str()
+            .context("no key id")?
+            .to_owned(),
+        instance: kms,
+    };
     let endpoint = field(boot, "s3_endpoint")?;
     let suffix = hex::encode(coffer_crypto::random_bytes(4));
     let make = |name: &'static str, bucket: String| Target {
@@ -272,7 +295,7 @@ async fn setup(boot: &Value, http: &HttpClient, signer: &Arc<Signer>) -> anyhow:
             );
         }
     }
-    Ok((enc, plain))
+    Ok((enc, plain, kms_target))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -285,7 +308,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         secret_key: field(&boot, "admin_secret_access_key")?,
         region: field(&boot, "region")?,
     });
-    let (enc, plain) = setup(&boot, &http, &signer).await?;
+    let (enc, plain, kms_target) = setup(&boot, &http, &signer).await?;
     let mut targets = vec![Arc::new(enc), Arc::new(plain)];
     if let Some(peer) = &args.peer {
         let t = Target {
@@ -351,11 +374,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             row.values.push(v);
         }
     }
-    report(&args, &targets, &rows, &lim);
+    let seconds = args.seconds;
+    let local = tokio::task::spawn_blocking(move || kms::in_process(seconds)).await??;
+    let remote = kms::over_http(
+        &http,
+        &kms_target.control,
+        &kms_target.token,
+        &kms_target.instance,
+        &kms_target.key,
+        args.seconds,
+        args.concurrency,
+    )
+    .await?;
+    report(&args, &targets, &rows, &lim, [&local, &remote]);
     Ok(())
 }
 
-fn report(args: &BenchArgs, targets: &[Arc<Target>], rows: &[Row], lim: &limits::Limits) {
+fn report(
+    args: &BenchArgs,
+    targets: &[Arc<Target>],
+    rows: &[Row],
+    lim: &limits::Limits,
+    [local, remote]: [&kms::KmsRates; 2],
+) {
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let put64 = rows
         .first()
@@ -368,6 +409,10 @@ fn report(args: &BenchArgs, targets: &[Arc<Target>], rows: &[Row], lim: &limits:
             "rows": rows.iter().map(|r| json!({ "row": r.label, "unit": r.unit, "values": r.values })).collect::<Vec<_>>(),
             "limits_mb_s": { "md5": lim.md5, "aes_256_gcm": lim.aes_gcm, "md5_plus_aes_256_gcm": lim.md5_and_aes },
             "encrypted_put_64mib_vs_limit": ratio(put64, lim.md5_and_aes),
+            "kms_ops_s": {
+                "in_process_one_core": { "wrap": local.wrap, "unwrap": local.unwrap },
+                "http": { "wrap": remote.wrap, "unwrap": remote.unwrap, "concurrency": args.concurrency },
+            },
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return;
@@ -401,5 +446,9 @@ fn report(args: &BenchArgs, targets: &[Arc<Target>], rows: &[Row], lim: &limits:
     println!(
         "single-stream encrypted PUT (64 MiB) at {:.0}% of the MD5 + AES-GCM limit",
         100.0 * ratio(put64, lim.md5_and_aes)
+    );
+    println!(
+        "KMS ops/s: in process, one core: wrap {:.0}, unwrap {:.0}; over HTTP (x{}): wrap {:.0}, unwrap {:.0}",
+        local.wrap, local.unwrap, args.concurrency, remote.wrap, remote.unwrap
     );
 }

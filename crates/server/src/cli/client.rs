@@ -53,6 +53,11 @@ impl ControlClient {
         })
     }
 
+    /// The access token, for callers that send their own requests (the benchmark).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Sends a request; a non-2xx answer becomes an error with the server's message.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         self.call_with(method, path, body, &[]).await
