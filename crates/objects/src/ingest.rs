@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use coffer_crypto::{ChecksumAlgorithm, Checksums, Md5};
+use coffer_crypto::ChecksumAlgorithm;
 use coffer_storage::{BlobId, BlobStore};
 use futures::{Stream, StreamExt};
 
@@ -14,6 +14,7 @@ use coffer_crypto::segments::{SEGMENT_SIZE, Sealer, SegmentHeader};
 
 use crate::DataOp;
 use crate::bucket::BucketInfo;
+use crate::digests::BodyDigests;
 use crate::error::BodyError;
 use crate::records::PieceSeal;
 use crate::{Error, Result, Store};
@@ -104,7 +105,6 @@ impl Drop for Staged {
 }
 
 impl Store {
-    /// Streams `body` into a new durable blob for `bucket`.
     /// Streams `body` into a new durable blob for `bucket`: as it is, or sealed segment by
     /// segment under a fresh object key when the bucket is encrypted. The MD5 (the ETag) and
     /// the checksums are of the plaintext.
@@ -125,8 +125,7 @@ impl Store {
         if let Some(s) = &sealer {
             writer.write(Bytes::copy_from_slice(s.header_bytes())).await?;
         }
-        let mut md5 = Md5::new();
-        let mut sums = Checksums::new(opts.checksums.iter().copied());
+        let mut digests = BodyDigests::new(&opts.checksums);
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Error::Body)?;
@@ -137,8 +136,7 @@ impl Store {
             if opts.expected_len.is_some_and(|n| size > n) {
                 return Err(Error::IncompleteBody);
             }
-            md5.update(&chunk);
-            sums.update(&chunk);
+            digests.update(&chunk).await?;
             match &mut sealer {
                 Some(s) => {
                     for segment in s.push(&chunk).map_err(|e| Error::Corrupt(e.to_string()))? {
@@ -169,12 +167,14 @@ impl Store {
             None => None,
         };
         let blob = writer.id().clone();
-        writer.finish().await?;
+        let (finished, hashed) = tokio::join!(writer.finish(), digests.finish());
+        finished?;
+        let (md5, checksums) = hashed?;
         Ok(Staged {
             blob,
             size,
-            md5: md5.finalize(),
-            checksums: sums.finalize(),
+            md5,
+            checksums,
             seal,
             blobs: self.blobs.clone(),
             committed: false,

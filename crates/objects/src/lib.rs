@@ -11,6 +11,8 @@
 mod activity;
 mod bucket;
 mod copy;
+mod decrypt;
+mod digests;
 mod encryption;
 mod error;
 mod ingest;

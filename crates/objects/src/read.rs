@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use coffer_crypto::KeyMaterial;
 use coffer_crypto::segments::{Opener, SegmentHeader};
 use coffer_storage::BlobId;
@@ -104,7 +104,6 @@ impl Store {
     }
 
     /// A stream of `range` of the object made of `pieces`, holding `lease` until it ends.
-    /// A stream of `range` of the object made of `pieces`, holding `lease` until it ends.
     /// Sealed pieces are read segment by segment and opened with `dek`.
     pub(crate) async fn stream_pieces(
         &self,
@@ -184,7 +183,7 @@ impl Span {
             usize::try_from(self.range.start - segments.start * u64::from(seal.segment_size)).unwrap_or(0);
         let raw = blobs.read(&self.blob, at.start, at.end - at.start).await?;
         let opener = Opener::new(dek, header, self.piece_len);
-        Ok(decrypt(
+        Ok(crate::decrypt::decrypt(
             raw,
             opener,
             segments,
@@ -200,73 +199,6 @@ fn hex_array<const N: usize>(s: &str) -> Result<[u8; N]> {
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| Error::Corrupt("piece seal".into()))
-}
-
-struct Decrypting {
-    raw: coffer_storage::ByteStream,
-    opener: Opener,
-    buf: BytesMut,
-    next: u64,
-    end: u64,
-    skip: usize,
-    remaining: u64,
-    blob: BlobId,
-}
-
-/// Opens sealed segments as their bytes arrive; yields only the requested plaintext.
-fn decrypt(
-    raw: coffer_storage::ByteStream,
-    opener: Opener,
-    segments: Range<u64>,
-    skip: usize,
-    len: u64,
-    blob: BlobId,
-) -> BodyStream {
-    let state = Decrypting {
-        raw,
-        opener,
-        buf: BytesMut::new(),
-        next: segments.start,
-        end: segments.end,
-        skip,
-        remaining: len,
-        blob,
-    };
-    futures::stream::unfold(Some(state), |state| async move {
-        let mut st = state?;
-        if st.next >= st.end || st.remaining == 0 {
-            return None;
-        }
-        let need = usize::try_from(st.opener.sealed_segment_len(st.next)).unwrap_or(usize::MAX);
-        while st.buf.len() < need {
-            match st.raw.next().await {
-                Some(Ok(b)) => st.buf.extend_from_slice(&b),
-                Some(Err(e)) => return Some((Err(Error::from(e)), None)),
-                None => {
-                    tracing::error!(blob = %st.blob, segment = st.next, "object integrity check failed: the blob is truncated");
-                    return Some((Err(Error::Integrity), None));
-                }
-            }
-        }
-        let mut segment = st.buf.split_to(need);
-        let plain_len = match st.opener.open(st.next, &mut segment) {
-            Ok(p) => p.len(),
-            Err(_) => {
-                tracing::error!(blob = %st.blob, segment = st.next, "object integrity check failed: tampered, truncated or swapped ciphertext");
-                return Some((Err(Error::Integrity), None));
-            }
-        };
-        segment.truncate(plain_len);
-        let bytes = segment.freeze();
-        let from = st.skip.min(bytes.len());
-        let to = (from as u64 + st.remaining).min(bytes.len() as u64) as usize;
-        let out = bytes.slice(from..to);
-        st.skip = 0;
-        st.remaining -= out.len() as u64;
-        st.next += 1;
-        Some((Ok(out), Some(st)))
-    })
-    .boxed()
 }
 
 #[cfg(test)]

@@ -1,0 +1,188 @@
+//! Opening a sealed piece as its bytes arrive from the blob store.
+//!
+//! Raw bytes are cut into batches of whole sealed segments; each batch is opened in place and
+//! its plaintext handed on as slices of the same buffer (no copy). A large batch is opened on
+//! a blocking thread while the previous one is being sent, so decryption overlaps the network;
+//! a small one (a small object) is opened inline, where a thread hand-off would cost more.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use coffer_crypto::segments::Opener;
+use coffer_storage::{BlobId, ByteStream};
+use futures::StreamExt;
+
+use crate::read::BodyStream;
+use crate::{Error, Result};
+
+/// Batches at least this large are opened on a blocking thread.
+const OFFLOAD_BYTES: usize = 128 << 10;
+
+/// A run of whole sealed segments, starting at segment `first`.
+struct Batch {
+    first: u64,
+    sealed: BytesMut,
+}
+
+/// Cuts the raw stream into batches. Reads are not aligned to sealed segments, so the one
+/// segment that straddles two reads is copied together (`carry`); everything else is cut from
+/// the read buffers without a copy.
+struct Cutter {
+    raw: ByteStream,
+    opener: Arc<Opener>,
+    /// The unconsumed rest of the latest read.
+    current: BytesMut,
+    /// The start of a segment that continues in the next read.
+    carry: BytesMut,
+    next: u64,
+    end: u64,
+    blob: BlobId,
+}
+
+impl Cutter {
+    fn sealed_len(&self, index: u64) -> usize {
+        usize::try_from(self.opener.sealed_segment_len(index)).unwrap_or(usize::MAX)
+    }
+
+    /// The next batch: every whole segment the bytes received so far hold.
+    async fn next_batch(&mut self) -> Option<Result<Batch>> {
+        loop {
+            if self.next >= self.end {
+                return None;
+            }
+            let need = self.sealed_len(self.next);
+            if !self.carry.is_empty() {
+                let take = (need - self.carry.len()).min(self.current.len());
+                self.carry.extend_from_slice(&self.current.split_to(take));
+                if self.carry.len() == need {
+                    self.next += 1;
+                    let sealed = std::mem::take(&mut self.carry);
+                    return Some(Ok(Batch {
+                        first: self.next - 1,
+                        sealed,
+                    }));
+                }
+            } else {
+                let (mut count, mut len) = (0u64, 0usize);
+                while self.next + count < self.end {
+                    let n = self.sealed_len(self.next + count);
+                    if self.current.len() - len < n {
+                        break;
+                    }
+                    len += n;
+                    count += 1;
+                }
+                if count > 0 {
+                    let batch = Batch {
+                        first: self.next,
+                        sealed: self.current.split_to(len),
+                    };
+                    self.next += count;
+                    return Some(Ok(batch));
+                }
+                self.carry = std::mem::take(&mut self.current);
+            }
+            match self.raw.next().await {
+                // Unshared read buffers become `BytesMut` without a copy.
+                Some(Ok(b)) => self.current = BytesMut::from(b),
+                Some(Err(e)) => return Some(Err(Error::from(e))),
+                None => {
+                    tracing::error!(blob = %self.blob, segment = self.next, "object integrity check failed: the blob is truncated");
+                    return Some(Err(Error::Integrity));
+                }
+            }
+        }
+    }
+}
+
+/// Opens every segment of `batch` in place; the plaintext as slices of the batch's buffer.
+fn open_batch(opener: &Opener, mut batch: Batch, blob: &BlobId) -> Result<Vec<Bytes>> {
+    let mut spans = Vec::new();
+    let (mut at, mut index) = (0usize, batch.first);
+    while at < batch.sealed.len() {
+        let need = usize::try_from(opener.sealed_segment_len(index)).unwrap_or(usize::MAX);
+        let sealed = batch.sealed.get_mut(at..at + need).ok_or(Error::Integrity)?;
+        let plain = opener.open(index, sealed).map_err(|_| {
+            tracing::error!(%blob, segment = index, "object integrity check failed: tampered, truncated or swapped ciphertext");
+            Error::Integrity
+        })?;
+        spans.push(at..at + plain.len());
+        at += need;
+        index += 1;
+    }
+    let all = batch.sealed.freeze();
+    Ok(spans.into_iter().map(|r| all.slice(r)).collect())
+}
+
+/// The plaintext of `segments` of a sealed piece, from `skip` bytes into the first segment,
+/// `len` bytes in all.
+pub(crate) fn decrypt(
+    raw: ByteStream,
+    opener: Opener,
+    segments: Range<u64>,
+    skip: usize,
+    len: u64,
+    blob: BlobId,
+) -> BodyStream {
+    let opener = Arc::new(opener);
+    let cutter = Cutter {
+        raw,
+        opener: opener.clone(),
+        current: BytesMut::new(),
+        carry: BytesMut::new(),
+        next: segments.start,
+        end: segments.end,
+        blob: blob.clone(),
+    };
+    let batches = futures::stream::unfold(
+        cutter,
+        |mut c| async move { c.next_batch().await.map(|b| (b, c)) },
+    );
+    let opened = batches
+        .map(move |batch| {
+            let (opener, blob) = (opener.clone(), blob.clone());
+            async move {
+                let batch = batch?;
+                if batch.sealed.len() < OFFLOAD_BYTES {
+                    return open_batch(&opener, batch, &blob);
+                }
+                tokio::task::spawn_blocking(move || open_batch(&opener, batch, &blob))
+                    .await
+                    .map_err(|e| Error::Corrupt(format!("opening segments: {e}")))?
+            }
+        })
+        .buffered(2);
+    // Trim to the requested bytes; the first error ends the stream.
+    let mut trim = Some((skip, len));
+    opened
+        .flat_map(|r| {
+            futures::stream::iter(match r {
+                Ok(spans) => spans.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        })
+        .scan((), move |_, item| {
+            let out = match (item, trim.as_mut()) {
+                (_, None) => None,
+                (Err(e), Some(_)) => {
+                    trim = None;
+                    Some(Err(e))
+                }
+                (Ok(bytes), Some((skip, remaining))) => {
+                    let from = (*skip).min(bytes.len());
+                    let to = (from as u64 + *remaining).min(bytes.len() as u64) as usize;
+                    let out = bytes.slice(from..to);
+                    *skip -= from;
+                    *remaining -= out.len() as u64;
+                    if *remaining == 0 {
+                        trim = None;
+                    }
+                    Some(Ok(out))
+                }
+            };
+            futures::future::ready(out)
+        })
+        .filter(|r| futures::future::ready(!matches!(r, Ok(b) if b.is_empty())))
+        .boxed()
+}
