@@ -51,6 +51,12 @@ pub struct AccountClaim {
     pub valid: bool,
 }
 
+/// Verified tokens: SHA-256 of the token -> (signing key id, claims).
+pub(crate) type VerifiedTokens = std::collections::HashMap<[u8; 32], (String, Claims)>;
+
+/// Verified tokens remembered at most (expired ones are dropped first).
+const VERIFIED_TOKENS_MAX: usize = 10_000;
+
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -304,6 +310,40 @@ impl Iam {
     }
 
     fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
+        // An Ed25519 verification costs more than the rest of a KMS call: a token verified once
+        // is known by its digest until it expires, as long as its signing key is not retired.
+        let digest = coffer_crypto::sha256(token.as_bytes());
+        if let Some((kid, claims)) = self.verified_lock().get(&digest).cloned() {
+            let ring = self.keyring.read().map_err(|_| TokenError::Unavailable)?;
+            if ring
+                .keys
+                .iter()
+                .any(|k| k.kid == kid && k.retire_at.is_none_or(|r| r > now()))
+            {
+                return Ok(claims);
+            }
+        }
+        let (kid, claims) = self.verify_signature_of(token)?;
+        let mut cache = self.verified_lock();
+        if cache.len() >= VERIFIED_TOKENS_MAX {
+            let t = now();
+            cache.retain(|_, (_, c)| c.exp > t);
+            if cache.len() >= VERIFIED_TOKENS_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, (kid, claims.clone()));
+        Ok(claims)
+    }
+
+    fn verified_lock(&self) -> std::sync::MutexGuard<'_, VerifiedTokens> {
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks the token's signature; its key id and claims.
+    fn verify_signature_of(&self, token: &str) -> Result<(String, Claims), TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -331,8 +371,9 @@ impl Iam {
                 return Err(TokenError::BadSignature);
             }
         }
-        serde_json::from_slice(&B64URL.decode(c).map_err(|_| TokenError::Malformed)?)
-            .map_err(|_| TokenError::Malformed)
+        let claims = serde_json::from_slice(&B64URL.decode(c).map_err(|_| TokenError::Malformed)?)
+            .map_err(|_| TokenError::Malformed)?;
+        Ok((kid.to_owned(), claims))
     }
 
     /// The public keys that verify tokens, as a JWKS.

@@ -42,6 +42,9 @@ async fn apikey_grant_and_verification() {
 async fn tampered_and_foreign_tokens_are_refused() {
     let (_d, iam, _, key) = setup(TokenConfig::default()).await;
     let t = iam.token_for_apikey(&key).await.unwrap().access_token;
+    // The genuine token, verified (and remembered) first, lends nothing to a forgery of it.
+    iam.verify_token(&t).await.unwrap();
+    iam.verify_token(&t).await.unwrap();
     let parts: Vec<&str> = t.split('.').collect();
     let mut claims: serde_json::Value = serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
     claims["iam_id"] = "IBMid-INTRUDER0".into();

@@ -38,6 +38,8 @@ pub struct Iam {
     pub(crate) meta: Arc<dyn MetaStore>,
     pub(crate) keyring: Arc<RwLock<Keyring>>,
     pub(crate) tokens: TokenConfig,
+    /// Tokens whose signature was verified, by SHA-256 of the token (see `token.rs`).
+    pub(crate) verified: Arc<std::sync::Mutex<crate::token::VerifiedTokens>>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -67,6 +69,7 @@ impl Iam {
             meta,
             keyring: Arc::new(RwLock::new(keyring)),
             tokens,
+            verified: Arc::default(),
         })
     }
 
