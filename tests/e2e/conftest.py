@@ -631,13 +631,16 @@ def iam(server) -> IamAdmin:
 
 
 def ibm_cos_client(server: CofferServer, apikey: str, *, instance_id: str | None = None, **config):
-    """ibm_boto3 in IAM (oauth) mode with an API key, as IBM documents it."""
+    """ibm_boto3 in IAM (oauth) mode with an API key, as IBM documents it, on a session of its
+    own: ibm_botocore keeps the service instance id it injects into CreateBucket on the
+    *session*, so a later client made on the shared default session (an HMAC one, say) would
+    silently drop it from this one."""
     import ibm_boto3
     from ibm_botocore.client import Config as IbmConfig
 
     settings = {"signature_version": "oauth", "retries": {"max_attempts": 0}, "connect_timeout": 5,
                 "read_timeout": 60, **config}
-    return ibm_boto3.client(
+    return ibm_boto3.session.Session().client(
         "s3",
         ibm_api_key_id=apikey,
         ibm_service_instance_id=instance_id or server.bootstrap["cos_instance_id"],
@@ -648,13 +651,13 @@ def ibm_cos_client(server: CofferServer, apikey: str, *, instance_id: str | None
 
 
 def ibm_hmac_client(server: CofferServer, access_key: str, secret_key: str, **config):
-    """ibm_boto3 with an HMAC credential (SigV4)."""
+    """ibm_boto3 with an HMAC credential (SigV4), on a session of its own (see ibm_cos_client)."""
     import ibm_boto3
     from ibm_botocore.client import Config as IbmConfig
 
     settings = {"signature_version": "s3v4", "retries": {"max_attempts": 0}, "connect_timeout": 5,
                 "read_timeout": 60, "s3": {"addressing_style": "path"}, **config}
-    return ibm_boto3.client(
+    return ibm_boto3.session.Session().client(
         "s3",
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
@@ -944,41 +947,14 @@ def authorize_cos_on_kms(iam: IamAdmin, kms_instance_id: str, service: str = "hs
 
 
 def ibm_oauth_client(server: CofferServer, apikey: str, *, instance_id: str | None = None, **config):
-    """ibm_boto3 in IAM (oauth) mode, on a session of its own: ibm_botocore keeps the service
-    instance id it injects into CreateBucket on the *session*, so a later client made on the
-    shared default session (an HMAC one, say) would silently drop it from this one."""
-    import ibm_boto3
-    from ibm_botocore.client import Config as IbmConfig
-
-    settings = {"signature_version": "oauth", "retries": {"max_attempts": 0}, "connect_timeout": 5,
-                "read_timeout": 60, **config}
-    return ibm_boto3.session.Session().client(
-        "s3",
-        ibm_api_key_id=apikey,
-        ibm_service_instance_id=instance_id or server.bootstrap["cos_instance_id"],
-        ibm_auth_endpoint=f"{server.control_endpoint}/identity/token",
-        config=IbmConfig(**settings),
-        endpoint_url=server.endpoint,
-    )
+    return ibm_cos_client(server, apikey, instance_id=instance_id, **config)
 
 
 def ibm_sigv4_client(server: CofferServer, access_key: str | None = None, secret_key: str | None = None,
                      **config):
-    """ibm_boto3 with an HMAC credential (SigV4), on a session of its own (see ibm_oauth_client)."""
-    import ibm_boto3
-    from ibm_botocore.client import Config as IbmConfig
-
+    """ibm_hmac_client with the server's admin credential by default."""
     ak, sk = server.credentials
-    settings = {"signature_version": "s3v4", "retries": {"max_attempts": 0}, "connect_timeout": 5,
-                "read_timeout": 60, "s3": {"addressing_style": "path"}, **config}
-    return ibm_boto3.session.Session().client(
-        "s3",
-        aws_access_key_id=access_key or ak,
-        aws_secret_access_key=secret_key or sk,
-        region_name=REGION,
-        config=IbmConfig(**settings),
-        endpoint_url=server.endpoint,
-    )
+    return ibm_hmac_client(server, access_key or ak, secret_key or sk, **config)
 
 
 def kp_create_bucket(server: CofferServer, name: str, root_key_crn: str | None, *,
