@@ -115,9 +115,57 @@ fn open_batch(opener: &Opener, mut batch: Batch, blob: &BlobId) -> Result<Vec<By
     Ok(spans.into_iter().map(|r| all.slice(r)).collect())
 }
 
+/// A sealed read at most this long is read whole and opened at once (small objects: the
+/// pipeline below costs more than it saves).
+const SMALL_READ: u64 = 128 << 10;
+
 /// The plaintext of `segments` of a sealed piece, from `skip` bytes into the first segment,
-/// `len` bytes in all.
-pub(crate) fn decrypt(
+/// `len` bytes in all; `sealed_len` is the length of the raw read.
+pub(crate) async fn decrypt(
+    raw: ByteStream,
+    opener: Opener,
+    segments: Range<u64>,
+    (skip, len): (usize, u64),
+    sealed_len: u64,
+    blob: BlobId,
+) -> Result<BodyStream> {
+    if sealed_len > SMALL_READ {
+        return Ok(pipeline(raw, opener, segments, skip, len, blob));
+    }
+    let mut raw = raw;
+    let mut sealed = BytesMut::new();
+    while let Some(chunk) = raw.next().await {
+        let chunk = chunk?;
+        if sealed.is_empty() {
+            sealed = BytesMut::from(chunk);
+        } else {
+            sealed.extend_from_slice(&chunk);
+        }
+    }
+    if (sealed.len() as u64) < sealed_len {
+        tracing::error!(%blob, "object integrity check failed: the blob is truncated");
+        return Err(Error::Integrity);
+    }
+    let batch = Batch {
+        first: segments.start,
+        sealed,
+    };
+    let (mut skip, mut remaining) = (skip, len);
+    let mut out = Vec::new();
+    for bytes in open_batch(&opener, batch, &blob)? {
+        let from = skip.min(bytes.len());
+        let to = (from as u64 + remaining).min(bytes.len() as u64) as usize;
+        skip -= from;
+        remaining -= (to - from) as u64;
+        if to > from {
+            out.push(Ok(bytes.slice(from..to)));
+        }
+    }
+    Ok(futures::stream::iter(out).boxed())
+}
+
+/// Larger reads: cut, open (overlapping the network) and trim as the bytes arrive.
+fn pipeline(
     raw: ByteStream,
     opener: Opener,
     segments: Range<u64>,

@@ -183,14 +183,15 @@ impl Span {
             usize::try_from(self.range.start - segments.start * u64::from(seal.segment_size)).unwrap_or(0);
         let raw = blobs.read(&self.blob, at.start, at.end - at.start).await?;
         let opener = Opener::new(dek, header, self.piece_len);
-        Ok(crate::decrypt::decrypt(
+        crate::decrypt::decrypt(
             raw,
             opener,
             segments,
-            skip,
-            self.range.end - self.range.start,
+            (skip, self.range.end - self.range.start),
+            at.end - at.start,
             self.blob,
-        ))
+        )
+        .await
     }
 }
 
