@@ -144,8 +144,9 @@ impl Action {
                 KMS_MANAGE
             }
             KmsPurge => &[KeyPurge],
-            // Registrations and acknowledgements are written by services, never by people.
-            KmsWriteRegistration | KmsEventAck => &[Reader],
+            // Registrations and acknowledgements are written by services, never by people; a
+            // service authorized with any KMS role (they are cumulative) may write them.
+            KmsWriteRegistration | KmsEventAck => KMS_READ,
             InstanceView => PLATFORM_VIEW,
             InstanceManage => PLATFORM_EDIT,
             IamManageIdentities | IamManagePolicies => PLATFORM_ADMIN,

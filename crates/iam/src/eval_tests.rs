@@ -253,32 +253,39 @@ fn services_act_through_authorization_policies_only() {
         account: ACCOUNT.into(),
     };
     let key = Resource::instance(ACCOUNT, "kms", "kms-1");
-    let auth = policy(
-        PolicyType::Authorization,
-        &[
-            ("accountId", ACCOUNT),
-            ("serviceName", "cloud-object-storage"),
-            ("serviceInstance", "cos-1"),
-        ],
-        &[Reader],
-        &[
-            ("accountId", ACCOUNT),
-            ("serviceName", "kms"),
-            ("serviceInstance", "kms-1"),
-        ],
-    );
-    for action in [
-        KmsWrap,
-        KmsUnwrap,
-        KmsRewrap,
-        KmsReadMetadata,
-        KmsWriteRegistration,
-        KmsEventAck,
-    ] {
-        assert!(
-            eval(&cos, action, &key, std::slice::from_ref(&auth)).is_allowed(),
-            "{action:?}"
-        );
+    let authorize = |role: Role| {
+        policy(
+            PolicyType::Authorization,
+            &[
+                ("accountId", ACCOUNT),
+                ("serviceName", "cloud-object-storage"),
+                ("serviceInstance", "cos-1"),
+            ],
+            &[role],
+            &[
+                ("accountId", ACCOUNT),
+                ("serviceName", "kms"),
+                ("serviceInstance", "kms-1"),
+            ],
+        )
+    };
+    let auth = authorize(Reader);
+    // Service roles are cumulative: Writer and Manager include what Reader may do.
+    for role in [Reader, Writer, Manager] {
+        let p = authorize(role);
+        for action in [
+            KmsWrap,
+            KmsUnwrap,
+            KmsRewrap,
+            KmsReadMetadata,
+            KmsWriteRegistration,
+            KmsEventAck,
+        ] {
+            assert!(
+                eval(&cos, action, &key, std::slice::from_ref(&p)).is_allowed(),
+                "{role:?} {action:?}"
+            );
+        }
     }
     for action in [
         KmsCreate,
