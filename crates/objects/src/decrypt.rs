@@ -150,18 +150,31 @@ pub(crate) async fn decrypt(
         first: segments.start,
         sealed,
     };
-    let (mut skip, mut remaining) = (skip, len);
-    let mut out = Vec::new();
-    for bytes in open_batch(&opener, batch, &blob)? {
-        let from = skip.min(bytes.len());
-        let to = (from as u64 + remaining).min(bytes.len() as u64) as usize;
-        skip -= from;
-        remaining -= (to - from) as u64;
-        if to > from {
-            out.push(Ok(bytes.slice(from..to)));
-        }
-    }
+    let mut trim = Trim { skip, remaining: len };
+    let out: Vec<Result<Bytes>> = open_batch(&opener, batch, &blob)?
+        .into_iter()
+        .map(|b| trim.cut(b))
+        .filter(|b| !b.is_empty())
+        .map(Ok)
+        .collect();
     Ok(futures::stream::iter(out).boxed())
+}
+
+/// What of the opened plaintext the request wants: skip the first bytes, then stop after
+/// `remaining`.
+struct Trim {
+    skip: usize,
+    remaining: u64,
+}
+
+impl Trim {
+    fn cut(&mut self, bytes: Bytes) -> Bytes {
+        let from = self.skip.min(bytes.len());
+        let to = (from as u64 + self.remaining).min(bytes.len() as u64) as usize;
+        self.skip -= from;
+        self.remaining -= (to - from) as u64;
+        bytes.slice(from..to)
+    }
 }
 
 /// Larger reads: cut, open (overlapping the network) and trim as the bytes arrive.
@@ -202,7 +215,7 @@ fn pipeline(
         })
         .buffered(2);
     // Trim to the requested bytes; the first error ends the stream.
-    let mut trim = Some((skip, len));
+    let mut trim = Some(Trim { skip, remaining: len });
     opened
         .flat_map(|r| {
             futures::stream::iter(match r {
@@ -217,13 +230,9 @@ fn pipeline(
                     trim = None;
                     Some(Err(e))
                 }
-                (Ok(bytes), Some((skip, remaining))) => {
-                    let from = (*skip).min(bytes.len());
-                    let to = (from as u64 + *remaining).min(bytes.len() as u64) as usize;
-                    let out = bytes.slice(from..to);
-                    *skip -= from;
-                    *remaining -= out.len() as u64;
-                    if *remaining == 0 {
+                (Ok(bytes), Some(t)) => {
+                    let out = t.cut(bytes);
+                    if t.remaining == 0 {
                         trim = None;
                     }
                     Some(Ok(out))
