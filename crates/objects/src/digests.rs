@@ -1,7 +1,7 @@
 //! The digests of a body being taken in: the MD5 (the ETag) and the requested checksums.
 //!
 //! MD5 is the slowest step of a PUT (one core hashes about as fast as the disk writes, and far
-//! slower than AES-GCM seals), so past the first MiB the hashing moves to a blocking thread of
+//! slower than AES-GCM seals), so past the first 128 KiB the hashing moves to a blocking thread of
 //! its own and runs beside receiving, sealing and writing. Small bodies stay inline: a thread
 //! hand-off would cost more than it saves.
 
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::{Error, Result};
 
 /// Bytes hashed inline before the hashing moves to its own thread.
-const INLINE_LIMIT: u64 = 1 << 20;
+const INLINE_LIMIT: u64 = 128 << 10;
 /// Chunks queued for the hashing thread before the receiver waits: the backpressure that keeps
 /// a PUT's memory bounded (a chunk is at most hyper's read buffer, a few hundred KiB).
 const QUEUE: usize = 8;

@@ -9,6 +9,9 @@ use futures::stream::BoxStream;
 
 use crate::Result;
 
+/// Bytes per chunk of [`BlobStore::read`].
+pub const DEFAULT_CHUNK: u64 = 512 << 10;
+
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
@@ -46,8 +49,9 @@ impl fmt::Debug for BlobId {
     }
 }
 
-/// A blob being written. Dropping it without [`BlobWriter::finish`] discards it: the blob
-/// never becomes readable or listed.
+/// A blob being written. Dropping it without [`BlobWriter::finish`] discards it. Until it is
+/// finished, nothing may point to it: a store may list it (a crash can leave it behind), and
+/// the orphan sweep deletes it.
 #[async_trait]
 pub trait BlobWriter: Send {
     fn id(&self) -> &BlobId;
@@ -66,7 +70,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Reads `len` bytes from `offset`. The blob is opened before this returns, so a reader
     /// keeps its bytes even if the blob is deleted while it streams. Fails with
     /// [`crate::Error::BlobNotFound`] for an unknown blob.
-    async fn read(&self, id: &BlobId, offset: u64, len: u64) -> Result<ByteStream>;
+    async fn read(&self, id: &BlobId, offset: u64, len: u64) -> Result<ByteStream> {
+        self.read_chunked(id, offset, len, DEFAULT_CHUNK).await
+    }
+
+    /// Like [`BlobStore::read`], in chunks of `chunk` bytes (the last may be shorter): a reader
+    /// of fixed-size records asks for a whole number of them per chunk.
+    async fn read_chunked(&self, id: &BlobId, offset: u64, len: u64, chunk: u64) -> Result<ByteStream>;
 
     /// Length of a finished blob.
     async fn len(&self, id: &BlobId) -> Result<u64>;
@@ -77,6 +87,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Every finished blob.
     async fn list(&self) -> Result<Vec<BlobId>>;
 
-    /// Discards blobs left unfinished by a crash. Call before serving.
+    /// Discards blobs a crash left unfinished where `list` cannot see them. Call before
+    /// serving. (Unfinished blobs that `list` shows are orphans: the sweep deletes them.)
     async fn sweep_unfinished(&self) -> Result<usize>;
 }

@@ -14,6 +14,6 @@ pub mod local;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 
-pub use blob::{BlobId, BlobStore, BlobWriter, ByteStream};
+pub use blob::{BlobId, BlobStore, BlobWriter, ByteStream, DEFAULT_CHUNK};
 pub use error::{Error, Result};
 pub use meta::{Batch, Cond, KeyRange, MetaStore, Op};

@@ -1,9 +1,13 @@
 //! [`BlobStore`] on a local directory.
 //!
-//! `root/tmp/<id>` holds blobs being written; `root/blobs/<xx>/<id>` holds finished ones, fanned
-//! out by the first two hex digits. Finishing follows the durable-rename recipe: fdatasync the
-//! temp file, rename it into place, fsync the destination directory. A crash leaves either no
-//! file in `blobs/` or the whole blob, never a prefix of it.
+//! `root/blobs/<xx>/<id>` holds blobs, fanned out by the first two hex digits. A blob is
+//! written in place: its directory entry is made durable (fsync of the directory) in the
+//! background while the bytes stream in, and finishing is one fdatasync. A rename from a
+//! temporary directory would add a rename and a second directory fsync to every PUT, after
+//! the data, where nothing can hide them. A crash can therefore leave a partial blob under
+//! `blobs/`; no record can point to it (records are committed only after `finish`), so the
+//! orphan sweep at start deletes it. `root/tmp` is where older versions staged blobs; it is
+//! still swept.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -13,16 +17,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::task::{JoinHandle, spawn_blocking};
 
 use crate::blob::{BlobId, BlobStore, BlobWriter, ByteStream};
 use crate::{Error, Result};
 
 /// Bytes buffered by a writer before they are handed to a blocking write.
-const WRITE_BATCH: usize = 1 << 20;
-/// Bytes per read; one read runs ahead of the consumer.
-const READ_CHUNK: u64 = 512 << 10;
+const WRITE_BATCH: usize = 256 << 10;
+/// Written bytes after which a writer starts flushing them to the disk in the background, so
+/// that the fdatasync that finishes a large blob finds little left to write.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 pub struct FsBlobStore {
     root: PathBuf,
@@ -64,23 +69,27 @@ fn not_found_as_blob(e: io::Error) -> Error {
 impl BlobStore for FsBlobStore {
     async fn create(&self) -> Result<Box<dyn BlobWriter>> {
         let id = BlobId::random();
-        let tmp = self.root.join("tmp").join(id.as_str());
-        let dest = self.final_path(&id);
-        let tmp2 = tmp.clone();
-        let file = blocking(move || File::options().write(true).create_new(true).open(tmp2)).await?;
+        let path = self.final_path(&id);
+        let path2 = path.clone();
+        let file = blocking(move || File::options().write(true).create_new(true).open(path2)).await?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir_synced = spawn_blocking(move || File::open(dir)?.sync_all());
         Ok(Box::new(FsBlobWriter {
             id,
-            tmp,
-            dest,
+            path,
+            dir_synced: Some(dir_synced),
             file: Some(file),
             pending: None,
+            writeback: Writeback::default(),
             chunks: Vec::new(),
             buffered: 0,
             done: false,
         }))
     }
 
-    async fn read(&self, id: &BlobId, offset: u64, len: u64) -> Result<ByteStream> {
+    async fn read_chunked(&self, id: &BlobId, offset: u64, len: u64, chunk: u64) -> Result<ByteStream> {
+        // One read runs ahead of the consumer.
+        let chunk = chunk.max(1);
         let path = self.final_path(id);
         let file = Arc::new(
             spawn_blocking(move || File::open(path))
@@ -89,9 +98,9 @@ impl BlobStore for FsBlobStore {
                 .map_err(not_found_as_blob)?,
         );
         let end = offset.saturating_add(len);
-        let first = (offset < end).then(|| spawn_read(file.clone(), offset, end));
+        let first = (offset < end).then(|| spawn_read(file.clone(), offset, end, chunk));
         let state = (file, offset, end, first);
-        let stream = futures::stream::unfold(state, |(file, pos, end, pending)| async move {
+        let stream = futures::stream::unfold(state, move |(file, pos, end, pending)| async move {
             let handle = pending?;
             let result = match handle.await {
                 Ok(r) => r,
@@ -100,7 +109,7 @@ impl BlobStore for FsBlobStore {
             match result {
                 Ok(bytes) => {
                     let next_pos = pos + bytes.len() as u64;
-                    let next = (next_pos < end).then(|| spawn_read(file.clone(), next_pos, end));
+                    let next = (next_pos < end).then(|| spawn_read(file.clone(), next_pos, end, chunk));
                     Some((Ok(bytes), (file, next_pos, end, next)))
                 }
                 Err(e) => Some((Err(Error::Io(e)), (file, end, end, None))),
@@ -157,10 +166,10 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Reads `[pos, min(pos + READ_CHUNK, end))`; a short file is an error, never a short blob.
-fn spawn_read(file: Arc<File>, pos: u64, end: u64) -> JoinHandle<io::Result<Bytes>> {
+/// Reads `[pos, min(pos + chunk, end))`; a short file is an error, never a short blob.
+fn spawn_read(file: Arc<File>, pos: u64, end: u64, chunk: u64) -> JoinHandle<io::Result<Bytes>> {
     spawn_blocking(move || {
-        let n = usize::try_from((end - pos).min(READ_CHUNK)).map_err(io::Error::other)?;
+        let n = usize::try_from((end - pos).min(chunk)).map_err(io::Error::other)?;
         let mut buf = vec![0u8; n];
         file.read_exact_at(&mut buf, pos)?;
         Ok(Bytes::from(buf))
@@ -169,14 +178,56 @@ fn spawn_read(file: Arc<File>, pos: u64, end: u64) -> JoinHandle<io::Result<Byte
 
 struct FsBlobWriter {
     id: BlobId,
-    tmp: PathBuf,
-    dest: PathBuf,
+    path: PathBuf,
+    /// The fsync of the directory that makes the blob's name durable.
+    dir_synced: Option<JoinHandle<io::Result<()>>>,
     /// The file, unless a blocking write holds it.
     file: Option<File>,
     pending: Option<JoinHandle<io::Result<File>>>,
+    writeback: Writeback,
     chunks: Vec<Bytes>,
     buffered: usize,
     done: bool,
+}
+
+/// Early writeback of a large blob: an fdatasync of the bytes written so far, on a blocking
+/// thread of its own while the writes go on (one at a time).
+#[derive(Default)]
+struct Writeback {
+    written: u64,
+    synced: u64,
+    running: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Writeback {
+    /// Starts a background fdatasync of `file` if enough was written since the last one and
+    /// none is running.
+    fn kick(&mut self, file: &File) -> io::Result<()> {
+        if self.written - self.synced < WRITEBACK_EVERY
+            || self.running.as_ref().is_some_and(|h| !h.is_finished())
+        {
+            return Ok(());
+        }
+        if let Some(done) = self.running.take() {
+            // Finished: its error, if any, must not be lost.
+            match done.now_or_never() {
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                _ => {}
+            }
+        }
+        let dup = file.try_clone()?;
+        self.synced = self.written;
+        self.running = Some(spawn_blocking(move || dup.sync_data()));
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> io::Result<()> {
+        match self.running.take() {
+            Some(h) => h.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
 }
 
 impl FsBlobWriter {
@@ -184,6 +235,7 @@ impl FsBlobWriter {
     async fn settle(&mut self) -> Result<()> {
         if let Some(handle) = self.pending.take() {
             let file = handle.await.map_err(io::Error::other)??;
+            self.writeback.kick(&file)?;
             self.file = Some(file);
         }
         Ok(())
@@ -194,6 +246,7 @@ impl FsBlobWriter {
         self.settle().await?;
         let mut file = self.file.take().ok_or(Error::Unavailable)?;
         let chunks = std::mem::take(&mut self.chunks);
+        self.writeback.written += self.buffered as u64;
         self.buffered = 0;
         self.pending = Some(spawn_blocking(move || {
             for c in &chunks {
@@ -223,19 +276,16 @@ impl BlobWriter for FsBlobWriter {
     async fn finish(mut self: Box<Self>) -> Result<u64> {
         self.flush().await?;
         self.settle().await?;
+        self.writeback.wait().await?;
         let file = self.file.take().ok_or(Error::Unavailable)?;
-        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
         let len = blocking(move || {
             file.sync_data()?;
-            let len = file.metadata()?.len();
-            drop(file);
-            fs::rename(&tmp, &dest)?;
-            if let Some(dir) = dest.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(len)
+            file.metadata().map(|m| m.len())
         })
         .await?;
+        if let Some(dir) = self.dir_synced.take() {
+            dir.await.map_err(io::Error::other)??;
+        }
         self.done = true;
         Ok(len)
     }
@@ -244,8 +294,8 @@ impl BlobWriter for FsBlobWriter {
 impl Drop for FsBlobWriter {
     fn drop(&mut self) {
         if !self.done {
-            // Abandoned (error, client gone): the temp file must not outlive the writer.
-            let _ = fs::remove_file(&self.tmp);
+            // Abandoned (error, client gone): the partial blob must not outlive the writer.
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
