@@ -34,9 +34,18 @@ pub struct BenchArgs {
     peer_access_key: String,
     #[arg(long, default_value = "coffer-bench-secret")]
     peer_secret_key: String,
-    /// Seconds per measurement (split over three rounds).
+    /// Seconds per measurement (split over the rounds).
     #[arg(long, default_value_t = 6.0)]
     seconds: f64,
+    /// Rounds in which the targets take turns (more rounds spread noise more evenly).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Object sizes to measure: any of 64m, 1m, 4k (all by default).
+    #[arg(long, value_delimiter = ',', default_values_t = ["64m".to_owned(), "1m".to_owned(), "4k".to_owned()])]
+    sizes: Vec<String>,
+    /// Skip the KMS rows.
+    #[arg(long)]
+    no_kms: bool,
     /// Concurrent requests for the 4 KiB rows.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -46,9 +55,6 @@ pub struct BenchArgs {
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// Rounds in which the targets take turns.
-const ROUNDS: usize = 3;
 
 /// One S3 endpoint with a bucket to measure.
 struct Target {
@@ -93,6 +99,23 @@ async fn send(
     Ok((status, bytes))
 }
 
+/// A GET whose body is counted, not kept: the load generator shares the machine's cores with
+/// the servers it measures, so it should spend as little as it can per byte.
+async fn get_len(http: &HttpClient, url: &str) -> anyhow::Result<(u16, usize)> {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .body(Full::new(Bytes::new()))?;
+    let resp = http.request(req).await?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        len += frame?.data_ref().map_or(0, Bytes::len);
+    }
+    Ok((status, len))
+}
+
 impl Target {
     fn url(&self, method: &str, key: &str) -> String {
         let path = if key.is_empty() {
@@ -116,9 +139,9 @@ impl Target {
     }
 
     async fn get(&self, http: &HttpClient, key: &str, expect: usize) -> anyhow::Result<()> {
-        let (status, body) = send(http, Method::GET, &self.url("GET", key), Bytes::new(), &[]).await?;
-        if status != 200 || body.len() != expect {
-            bail!("{} GET {key}: {status}, {} bytes", self.name, body.len());
+        let (status, len) = get_len(http, &self.url("GET", key)).await?;
+        if status != 200 || len != expect {
+            bail!("{} GET {key}: {status}, {len} bytes", self.name);
         }
         Ok(())
     }
@@ -374,30 +397,44 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for row in &mut rows {
         row.values = vec![0.0; targets.len()];
     }
-    let slice = args.seconds / ROUNDS as f64;
-    for _ in 0..ROUNDS {
+    let rounds = args.rounds.max(1);
+    let slice = args.seconds / rounds as f64;
+    let wants = |size: &str| args.sizes.iter().any(|s| s == size);
+    for _ in 0..rounds {
         for (i, t) in targets.iter().enumerate() {
-            let (p64, g64) = stream(&http, t, 64 << 20, slice, 2).await?;
-            let (p1, g1) = stream(&http, t, 1 << 20, slice, 16).await?;
-            let (p4, g4) = small(&http, t, slice, args.concurrency).await?;
-            for (row, v) in rows.iter_mut().zip([p64, g64, p1, g1, p4, g4]) {
-                row.values[i] += v / ROUNDS as f64;
+            let mut values = [0.0; 6];
+            if wants("64m") {
+                (values[0], values[1]) = stream(&http, t, 64 << 20, slice, 2).await?;
+            }
+            if wants("1m") {
+                (values[2], values[3]) = stream(&http, t, 1 << 20, slice, 16).await?;
+            }
+            if wants("4k") {
+                (values[4], values[5]) = small(&http, t, slice, args.concurrency).await?;
+            }
+            for (row, v) in rows.iter_mut().zip(values) {
+                row.values[i] += v / rounds as f64;
             }
         }
     }
-    let seconds = args.seconds;
-    let local = tokio::task::spawn_blocking(move || kms::in_process(seconds)).await??;
-    let remote = kms::over_http(
-        &http,
-        &kms_target.control,
-        &kms_target.token,
-        &kms_target.instance,
-        &kms_target.key,
-        args.seconds,
-        args.concurrency,
-    )
-    .await?;
-    report(&args, &targets, &rows, &lim, [&local, &remote]);
+    let kms_rates = if args.no_kms {
+        None
+    } else {
+        let seconds = args.seconds;
+        let local = tokio::task::spawn_blocking(move || kms::in_process(seconds)).await??;
+        let remote = kms::over_http(
+            &http,
+            &kms_target.control,
+            &kms_target.token,
+            &kms_target.instance,
+            &kms_target.key,
+            args.seconds,
+            args.concurrency,
+        )
+        .await?;
+        Some((local, remote))
+    };
+    report(&args, &targets, &rows, &lim, kms_rates.as_ref());
     Ok(())
 }
 
@@ -406,7 +443,7 @@ fn report(
     targets: &[Arc<Target>],
     rows: &[Row],
     lim: &limits::Limits,
-    [local, remote]: [&kms::KmsRates; 2],
+    kms_rates: Option<&(kms::KmsRates, kms::KmsRates)>,
 ) {
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let put64 = rows
@@ -420,10 +457,10 @@ fn report(
             "rows": rows.iter().map(|r| json!({ "row": r.label, "unit": r.unit, "values": r.values })).collect::<Vec<_>>(),
             "limits_mb_s": { "md5": lim.md5, "aes_256_gcm": lim.aes_gcm, "md5_plus_aes_256_gcm": lim.md5_and_aes },
             "encrypted_put_64mib_vs_limit": ratio(put64, lim.md5_and_aes),
-            "kms_ops_s": {
+            "kms_ops_s": kms_rates.map(|(local, remote)| json!({
                 "in_process_one_core": { "wrap": local.wrap, "unwrap": local.unwrap },
                 "http": { "wrap": remote.wrap, "unwrap": remote.unwrap, "concurrency": args.concurrency },
-            },
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return;
@@ -437,7 +474,7 @@ fn report(
         header.push_str("   enc/peer");
     }
     println!("{header}");
-    for r in rows {
+    for r in rows.iter().filter(|r| r.values.iter().any(|v| *v > 0.0)) {
         let mut line = format!("{:<12} {:>6}", r.label, r.unit);
         for v in &r.values {
             line.push_str(&format!(" {v:>17.1}"));
@@ -458,8 +495,10 @@ fn report(
         "single-stream encrypted PUT (64 MiB) at {:.0}% of the MD5 + AES-GCM limit",
         100.0 * ratio(put64, lim.md5_and_aes)
     );
-    println!(
-        "KMS ops/s: in process, one core: wrap {:.0}, unwrap {:.0}; over HTTP (x{}): wrap {:.0}, unwrap {:.0}",
-        local.wrap, local.unwrap, args.concurrency, remote.wrap, remote.unwrap
-    );
+    if let Some((local, remote)) = kms_rates {
+        println!(
+            "KMS ops/s: in process, one core: wrap {:.0}, unwrap {:.0}; over HTTP (x{}): wrap {:.0}, unwrap {:.0}",
+            local.wrap, local.unwrap, args.concurrency, remote.wrap, remote.unwrap
+        );
+    }
 }
