@@ -39,6 +39,9 @@ COFFER_BIN = Path(os.environ.get("COFFER_BIN", REPO / "target" / "debug" / "coff
 REGION = "us-south"
 READY_TIMEOUT = 30.0
 MiB = 1 << 20
+# Objects whose stored bytes (sealed, in encrypted buckets) fit in this many bytes are kept inline
+# in their metadata record instead of a blob file (`coffer_objects::INLINE_MAX`).
+INLINE_MAX = 8 << 10
 
 
 def free_ports(n: int) -> list[int]:

@@ -822,22 +822,44 @@ def test_no_plaintext_on_disk(srv, cos, hmac, enc, enc2, plain):
                               CopySource={"Bucket": enc, "Key": "canary-multi"})
     cos.complete_multipart_upload(Bucket=enc2[0], Key="canary-part-copy", UploadId=up2["UploadId"],
                                   MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": pc["CopyPartResult"]["ETag"]}]})
+    # Small objects are kept inline in the metadata file: sealed there too.
+    small = (token * 60)[:3000]
+    cos.put_object(Bucket=enc, Key="canary-small", Body=small)
+    cos.copy_object(Bucket=enc2[0], Key="canary-small-copy", CopySource={"Bucket": enc, "Key": "canary-small"})
+    assert body_of(cos, enc2[0], "canary-small-copy") == small
     # An upload left unfinished holds its parts on disk too.
     up3 = cos.create_multipart_upload(Bucket=enc, Key="canary-pending")
     cos.upload_part(Bucket=enc, Key="canary-pending", UploadId=up3["UploadId"], PartNumber=1, Body=canary)
     assert body_of(cos, enc, "canary-single") == canary
     assert body_of(cos, enc2[0], "canary-part-copy") == big + canary
 
-    # The control: the same kind of bytes in a plain bucket are found by the same search.
+    # The controls: the same kind of bytes in a plain bucket are found by the same search, in a
+    # blob and (a small object) base64-encoded in its metadata record.
     control = b"COFFER-CONTROL-" + uuid.uuid4().hex.encode() + b"|"
-    cos.put_object(Bucket=plain, Key="control", Body=control * 100)
+    cos.put_object(Bucket=plain, Key="control", Body=control * 400)
+    small_control = b"COFFER-SMALL-CONTROL-" + uuid.uuid4().hex.encode() + b"|"
+    cos.put_object(Bucket=plain, Key="small-control", Body=small_control * 40)
 
     files = data_dir_files(srv)
     assert any(p.name == "meta.redb" for p in files), files
     assert files_containing(files, control), "the search finds plaintext stored in the clear"
+    assert any(files_containing(files, n) for n in base64_forms(small_control * 2)), \
+        "the search finds plaintext stored inline"
     for needle in (token, canary[:64], canary[SEG:SEG + 32], big[-40:]):
         hits = files_containing(files, needle)
         assert hits == [], f"plaintext {needle[:24]!r}... found in {hits}"
+    for needle in base64_forms(token * 2):
+        hits = files_containing(files, needle)
+        assert hits == [], f"base64 of plaintext found in {hits}"
+
+
+def base64_forms(needle: bytes) -> list[bytes]:
+    """What `needle` looks like inside base64-encoded data, at each of the three alignments."""
+    forms = []
+    for k in range(3):
+        m = (len(needle) - k) // 3
+        forms.append(base64.b64encode(needle[k:k + 3 * m]))
+    return forms
 
 
 # -- the registration follows the bucket --------------------------------------------------------

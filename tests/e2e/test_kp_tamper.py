@@ -21,6 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from conftest import (
+    INLINE_MAX,
     REGION,
     CofferServer,
     IamAdmin,
@@ -230,7 +231,8 @@ def rng(lo: int, hi: int) -> dict:
 def test_blob_is_segmented_ciphertext(srv, s3, bucket):
     """Each blob is one fixed header plus, per 64 KiB segment, the ciphertext and a 16-byte tag —
     and not the plaintext."""
-    sizes = [10, SEG - 1, SEG + 1, 3 * SEG + 1000]
+    # Above the inline limit: smaller objects live in the metadata record, not in a blob.
+    sizes = [INLINE_MAX + 1, SEG - 1, SEG + 1, 3 * SEG + 1000]
     found = {}
     for size in sizes:
         data = pattern(size, f"fmt-{size}")

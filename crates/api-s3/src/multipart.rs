@@ -105,6 +105,7 @@ pub async fn upload_part(s3: &Coffer, mut req: S3Request<UploadPartInput>) -> R<
         checksums: algorithms,
         expected_len: input.content_length.and_then(|n| u64::try_from(n).ok()),
         max_len: MAX_PUT_SIZE,
+        inline: false,
     };
     let staged = match input.body.take() {
         Some(body) => s3.store.stage(&bucket, body, opts).await,

@@ -94,6 +94,7 @@ pub async fn put(s3: &Coffer, mut req: S3Request<PutObjectInput>) -> R<PutObject
         checksums: algorithms.clone(),
         expected_len: input.content_length.and_then(|n| u64::try_from(n).ok()),
         max_len: MAX_PUT_SIZE,
+        inline: true,
     };
     let staged = match input.body.take() {
         Some(body) => s3.store.stage(&bucket, body, opts).await,

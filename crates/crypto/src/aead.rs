@@ -96,6 +96,20 @@ impl AeadKey {
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
             .map_err(|_| CryptoError::Decrypt)
     }
+
+    /// Decrypts the ciphertext and tag at `in_out[src..]` and moves the plaintext to the front
+    /// of `in_out`; returns it. Used to open segments back to back into one contiguous run.
+    pub fn open_within<'a>(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &'a mut [u8],
+        src: std::ops::RangeFrom<usize>,
+    ) -> Result<&'a mut [u8], CryptoError> {
+        self.0
+            .open_within(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out, src)
+            .map_err(|_| CryptoError::Decrypt)
+    }
 }
 
 /// Seals `plaintext` under `key` with a random nonce: `nonce || ciphertext || tag`.

@@ -56,6 +56,7 @@ impl Store {
             checksums: Vec::new(),
             expected_len: Some(body.info.size),
             max_len: MAX_PUT_SIZE,
+            inline: true,
         };
         let staged = self.stage(dst_bucket, stream, opts).await.map_err(source_error)?;
         self.put_object(dst_bucket, dst_key, staged, attrs, cond).await
@@ -87,6 +88,7 @@ impl Store {
             checksums: Vec::new(),
             expected_len: Some(len),
             max_len: MAX_PUT_SIZE,
+            inline: false,
         };
         let staged = self.stage(dst_bucket, stream, opts).await.map_err(source_error)?;
         self.upload_part(dst_bucket, dst_key, upload_id, number, staged)

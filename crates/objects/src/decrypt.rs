@@ -1,22 +1,22 @@
 //! Opening a sealed piece as its bytes arrive from the blob store.
 //!
 //! Raw bytes are cut into batches of whole sealed segments; each batch is opened in place and
-//! its plaintext handed on as slices of the same buffer (no copy). A large batch is opened on
+//! its plaintext handed on as one slice of the same buffer (no copy). A large batch is opened on
 //! a blocking thread while the previous one is being sent, so decryption overlaps the network;
-//! a small one (a small object) is opened inline, where a thread hand-off would cost more.
+//! the first batch and small ones are opened inline, where a thread hand-off would cost more.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use coffer_crypto::segments::Opener;
-use coffer_storage::{BlobId, ByteStream};
+use coffer_storage::ByteStream;
 use futures::StreamExt;
 
 use crate::read::BodyStream;
 use crate::{Error, Result};
 
-/// Batches at least this large are opened on a blocking thread.
+/// Batches at least this large are opened on a blocking thread, except the first.
 const OFFLOAD_BYTES: usize = 128 << 10;
 
 /// A run of whole sealed segments, starting at segment `first`.
@@ -37,7 +37,7 @@ struct Cutter {
     carry: BytesMut,
     next: u64,
     end: u64,
-    blob: BlobId,
+    blob: Arc<str>,
 }
 
 impl Cutter {
@@ -96,23 +96,29 @@ impl Cutter {
     }
 }
 
-/// Opens every segment of `batch` in place; the plaintext as slices of the batch's buffer.
-fn open_batch(opener: &Opener, mut batch: Batch, blob: &BlobId) -> Result<Vec<Bytes>> {
-    let mut spans = Vec::new();
-    let (mut at, mut index) = (0usize, batch.first);
+/// Opens every segment of `batch` in place, moving each plaintext up against the one before:
+/// the batch's plaintext is one contiguous slice of its buffer (one body frame, not one per
+/// segment).
+fn open_batch(opener: &Opener, mut batch: Batch, blob: &str) -> Result<Bytes> {
+    let (mut at, mut out, mut index) = (0usize, 0usize, batch.first);
     while at < batch.sealed.len() {
         let need = usize::try_from(opener.sealed_segment_len(index)).unwrap_or(usize::MAX);
-        let sealed = batch.sealed.get_mut(at..at + need).ok_or(Error::Integrity)?;
-        let plain = opener.open(index, sealed).map_err(|_| {
-            tracing::error!(%blob, segment = index, "object integrity check failed: tampered, truncated or swapped ciphertext");
-            Error::Integrity
-        })?;
-        spans.push(at..at + plain.len());
-        at += need;
+        let end = at
+            .checked_add(need)
+            .filter(|&e| e <= batch.sealed.len())
+            .ok_or(Error::Integrity)?;
+        let plain = opener
+            .open_within(index, &mut batch.sealed[out..end], at - out)
+            .map_err(|_| {
+                tracing::error!(%blob, segment = index, "object integrity check failed: tampered, truncated or swapped ciphertext");
+                Error::Integrity
+            })?;
+        out += plain.len();
+        at = end;
         index += 1;
     }
-    let all = batch.sealed.freeze();
-    Ok(spans.into_iter().map(|r| all.slice(r)).collect())
+    batch.sealed.truncate(out);
+    Ok(batch.sealed.freeze())
 }
 
 /// A sealed read at most this long is read whole and opened at once (small objects: the
@@ -127,7 +133,7 @@ pub(crate) async fn decrypt(
     segments: Range<u64>,
     (skip, len): (usize, u64),
     sealed_len: u64,
-    blob: BlobId,
+    blob: Arc<str>,
 ) -> Result<BodyStream> {
     if sealed_len > SMALL_READ {
         return Ok(pipeline(raw, opener, segments, skip, len, blob));
@@ -150,14 +156,8 @@ pub(crate) async fn decrypt(
         first: segments.start,
         sealed,
     };
-    let mut trim = Trim { skip, remaining: len };
-    let out: Vec<Result<Bytes>> = open_batch(&opener, batch, &blob)?
-        .into_iter()
-        .map(|b| trim.cut(b))
-        .filter(|b| !b.is_empty())
-        .map(Ok)
-        .collect();
-    Ok(futures::stream::iter(out).boxed())
+    let plain = Trim { skip, remaining: len }.cut(open_batch(&opener, batch, &blob)?);
+    Ok(futures::stream::iter((!plain.is_empty()).then_some(Ok(plain))).boxed())
 }
 
 /// What of the opened plaintext the request wants: skip the first bytes, then stop after
@@ -184,7 +184,7 @@ fn pipeline(
     segments: Range<u64>,
     skip: usize,
     len: u64,
-    blob: BlobId,
+    blob: Arc<str>,
 ) -> BodyStream {
     let opener = Arc::new(opener);
     let cutter = Cutter {
@@ -200,12 +200,17 @@ fn pipeline(
         cutter,
         |mut c| async move { c.next_batch().await.map(|b| (b, c)) },
     );
+    // The first batch is opened inline: nothing is being sent yet that its decryption could
+    // overlap, so a thread hand-off would only delay the first byte. Later ones are opened on
+    // a blocking thread while the batch before them is sent.
+    let mut first = true;
     let opened = batches
         .map(move |batch| {
             let (opener, blob) = (opener.clone(), blob.clone());
+            let inline = std::mem::replace(&mut first, false);
             async move {
                 let batch = batch?;
-                if batch.sealed.len() < OFFLOAD_BYTES {
+                if inline || batch.sealed.len() < OFFLOAD_BYTES {
                     return open_batch(&opener, batch, &blob);
                 }
                 tokio::task::spawn_blocking(move || open_batch(&opener, batch, &blob))
@@ -217,12 +222,6 @@ fn pipeline(
     // Trim to the requested bytes; the first error ends the stream.
     let mut trim = Some(Trim { skip, remaining: len });
     opened
-        .flat_map(|r| {
-            futures::stream::iter(match r {
-                Ok(spans) => spans.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
-        })
         .scan((), move |_, item| {
             let out = match (item, trim.as_mut()) {
                 (_, None) => None,

@@ -16,6 +16,7 @@ use crate::*;
 
 struct Fixture {
     dir: tempfile::TempDir,
+    meta: Arc<dyn MetaStore>,
     store: Store,
     blobs: Arc<FsBlobStore>,
     kms: Kms,
@@ -90,13 +91,14 @@ async fn fixture(authorize: bool) -> Fixture {
             .await
             .unwrap();
     }
-    let store = Store::new(meta, blobs.clone(), "us-south").with_kms(kms.clone());
+    let store = Store::new(meta.clone(), blobs.clone(), "us-south").with_kms(kms.clone());
     let owner = Owner {
         account_id: boot.account_id,
         instance_id: boot.cos_instance_id,
     };
     Fixture {
         dir,
+        meta,
         store,
         blobs,
         kms,
@@ -141,6 +143,15 @@ impl Fixture {
     }
 
     async fn put(&self, b: &BucketInfo, key: &str, data: &[u8]) -> Result<ObjectInfo> {
+        self.put_with(b, key, data, false).await
+    }
+
+    /// A PUT as the S3 API makes it: small bodies may be kept inline.
+    async fn put_inline(&self, b: &BucketInfo, key: &str, data: &[u8]) -> Result<ObjectInfo> {
+        self.put_with(b, key, data, true).await
+    }
+
+    async fn put_with(&self, b: &BucketInfo, key: &str, data: &[u8], inline: bool) -> Result<ObjectInfo> {
         let body = futures::stream::iter(
             data.chunks(10_000)
                 .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -153,6 +164,7 @@ impl Fixture {
                 body,
                 StageOptions {
                     max_len: limits::MAX_PUT_SIZE,
+                    inline,
                     ..Default::default()
                 },
             )
@@ -481,4 +493,73 @@ async fn ranges_across_read_batches_and_a_break_mid_body() {
     assert!(failed, "the tampered segment must end the body");
     assert!(!got.is_empty() && got.len() < 2_000_000);
     assert_eq!(got, data[..got.len()]);
+}
+
+/// Rewrites the inline bytes of `key`'s record with `edit`.
+async fn edit_inline(f: &Fixture, b: &BucketInfo, key: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let okey = records::object_key(&b.record.id, key);
+    let raw = f.meta.get(records::OBJECTS, &okey).await.unwrap().unwrap();
+    let mut record: records::ObjectRecord = serde_json::from_slice(&raw).unwrap();
+    let piece = &mut record.pieces[0];
+    let mut bytes = BASE64.decode(piece.inline.as_ref().unwrap()).unwrap();
+    edit(&mut bytes);
+    piece.inline = Some(BASE64.encode(&bytes));
+    let mut batch = coffer_storage::Batch::new();
+    batch.put(records::OBJECTS, okey, serde_json::to_vec(&record).unwrap());
+    f.meta.commit(batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn small_objects_are_sealed_inline_in_their_record() {
+    use coffer_crypto::segments::HEADER_LEN;
+    let f = fixture(true).await;
+    let b = f.encrypted_bucket("inl").await;
+    // The largest plaintext whose sealed form fits inline: one segment and its tag.
+    let largest = ingest::INLINE_MAX - HEADER_LEN - coffer_crypto::TAG_LEN;
+    for n in [0, 1, 4096, largest] {
+        let data = pattern(n);
+        let key = format!("k{n}");
+        let info = f.put_inline(&b, &key, &data).await.unwrap();
+        assert_eq!(info.etag, hex::encode(coffer_crypto::Md5::digest(&data)));
+        assert_eq!(f.get(&b, &key, None).await.unwrap(), data, "size {n}");
+        if n > 100 {
+            let r = ByteRange::FromTo {
+                first: 50,
+                last: Some(99),
+            };
+            assert_eq!(f.get(&b, &key, Some(r)).await.unwrap(), &data[50..100]);
+        }
+    }
+    assert!(f.blob_files().is_empty(), "small objects have no blob");
+    f.put_inline(&b, "big", &pattern(largest + 1)).await.unwrap();
+    assert_eq!(f.blob_files().len(), 1, "one byte more is a blob");
+    assert_eq!(f.get(&b, "big", None).await.unwrap(), pattern(largest + 1));
+
+    // Sealed in the metadata file too.
+    let meta_file = std::fs::read(f.dir.path().join("m.redb")).unwrap();
+    assert!(!meta_file.windows(25).any(|w| w == b"COFFER-PLAINTEXT-PATTERN-"));
+
+    // A flipped bit, a truncation or another object's bytes: refused, never wrong bytes.
+    let original = pattern(4096);
+    edit_inline(&f, &b, "k4096", |bytes| bytes[HEADER_LEN + 10] ^= 1).await;
+    assert!(matches!(f.get(&b, "k4096", None).await, Err(Error::Integrity)));
+    f.put_inline(&b, "k4096", &original).await.unwrap();
+    edit_inline(&f, &b, "k4096", |bytes| bytes.truncate(bytes.len() - 1)).await;
+    assert!(f.get(&b, "k4096", None).await.is_err(), "truncated");
+    f.put_inline(&b, "k4096", &original).await.unwrap();
+    f.put_inline(&b, "other", &pattern(4096)).await.unwrap();
+    let okey = records::object_key(&b.record.id, "other");
+    let other: records::ObjectRecord =
+        serde_json::from_slice(&f.meta.get(records::OBJECTS, &okey).await.unwrap().unwrap()).unwrap();
+    let other_bytes = other.pieces[0].inline.clone().unwrap();
+    edit_inline(&f, &b, "k4096", |bytes| {
+        use base64::Engine as _;
+        *bytes = base64::engine::general_purpose::STANDARD
+            .decode(&other_bytes)
+            .unwrap();
+    })
+    .await;
+    assert!(matches!(f.get(&b, "k4096", None).await, Err(Error::Integrity)));
 }

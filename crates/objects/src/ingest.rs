@@ -1,5 +1,7 @@
 //! Taking in object bytes: stream the body into a new blob while hashing it, and hand back a
-//! [`Staged`] blob that is durable but not yet part of any object.
+//! [`Staged`] body that is durable but not yet part of any object. A small object's bytes are
+//! kept in memory instead, to be stored inline in its metadata record: one durable commit in
+//! place of a blob file, its fsync and the record's commit.
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use coffer_crypto::ChecksumAlgorithm;
-use coffer_storage::{BlobId, BlobStore};
+use coffer_storage::{BlobId, BlobStore, BlobWriter};
 use futures::{Stream, StreamExt};
 
 use coffer_crypto::segments::{SEGMENT_SIZE, Sealer, SegmentHeader};
@@ -28,12 +30,26 @@ pub struct StageOptions {
     pub expected_len: Option<u64>,
     /// Largest body accepted.
     pub max_len: u64,
+    /// Whether a small body may be kept for the metadata record instead of a blob (objects,
+    /// not multipart parts).
+    pub inline: bool,
+}
+
+/// Most stored bytes (sealed, for encrypted buckets) kept inline in an object's record. Records
+/// are read whole by listings, so inline data stays small.
+pub const INLINE_MAX: usize = 8 << 10;
+
+/// Where a staged body's stored bytes are.
+pub(crate) enum StagedBytes {
+    Blob(BlobId),
+    /// Stored in the record (sealed, for encrypted buckets).
+    Inline(Bytes),
 }
 
 /// A body stored in a durable blob that no object points to yet. Dropped without being
 /// committed, its blob is deleted.
 pub struct Staged {
-    pub(crate) blob: BlobId,
+    pub(crate) bytes: StagedBytes,
     pub size: u64,
     pub md5: [u8; 16],
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
@@ -81,19 +97,29 @@ impl Staged {
         Ok(())
     }
 
-    /// The blob now belongs to a committed record.
-    pub(crate) fn into_committed(mut self) -> BlobId {
+    /// The blob of a body staged without `inline`.
+    pub(crate) fn blob(&self) -> Result<&BlobId> {
+        match &self.bytes {
+            StagedBytes::Blob(id) => Ok(id),
+            StagedBytes::Inline(_) => Err(Error::Corrupt("a part was staged inline".into())),
+        }
+    }
+
+    /// The stored bytes now belong to a committed record.
+    pub(crate) fn into_committed(mut self) {
         self.committed = true;
-        self.blob.clone()
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
+        let StagedBytes::Blob(id) = &self.bytes else {
+            return;
+        };
         if self.committed {
             return;
         }
-        let (blobs, id) = (self.blobs.clone(), self.blob.clone());
+        let (blobs, id) = (self.blobs.clone(), id.clone());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if let Err(e) = blobs.delete(&id).await {
@@ -121,7 +147,7 @@ impl Store {
             None => None,
         };
         let mut body = std::pin::pin!(body);
-        let mut writer = self.blobs.create().await?;
+        let mut writer = Sink::new(self.blobs.clone(), opts.inline);
         if let Some(s) = &sealer {
             writer.write(Bytes::copy_from_slice(s.header_bytes())).await?;
         }
@@ -166,12 +192,11 @@ impl Store {
             }
             None => None,
         };
-        let blob = writer.id().clone();
         let (finished, hashed) = tokio::join!(writer.finish(), digests.finish());
-        finished?;
+        let bytes = finished?;
         let (md5, checksums) = hashed?;
         Ok(Staged {
-            blob,
+            bytes,
             size,
             md5,
             checksums,
@@ -180,4 +205,71 @@ impl Store {
             committed: false,
         })
     }
+}
+
+/// Where staged bytes go: memory while they may still be kept inline, then a blob.
+enum Sink {
+    Memory {
+        chunks: Vec<Bytes>,
+        len: usize,
+        limit: usize,
+        blobs: Arc<dyn BlobStore>,
+    },
+    Blob(Box<dyn BlobWriter>),
+}
+
+impl Sink {
+    fn new(blobs: Arc<dyn BlobStore>, inline: bool) -> Self {
+        let limit = if inline { INLINE_MAX } else { 0 };
+        Self::Memory {
+            chunks: Vec::new(),
+            len: 0,
+            limit,
+            blobs,
+        }
+    }
+
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        match self {
+            Self::Memory {
+                chunks, len, limit, ..
+            } if *len + data.len() <= *limit => {
+                *len += data.len();
+                chunks.push(data);
+            }
+            Self::Memory { chunks, blobs, .. } => {
+                let mut writer = blobs.create().await?;
+                for c in std::mem::take(chunks) {
+                    writer.write(c).await?;
+                }
+                writer.write(data).await?;
+                *self = Self::Blob(writer);
+            }
+            Self::Blob(w) => w.write(data).await?,
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<StagedBytes> {
+        match self {
+            Self::Memory { chunks, limit, .. } if limit > 0 => {
+                Ok(StagedBytes::Inline(chunks.concat().into()))
+            }
+            Self::Memory { chunks, blobs, .. } => {
+                // Not inline: even an empty body gets its blob.
+                let mut writer = blobs.create().await?;
+                for c in chunks {
+                    writer.write(c).await?;
+                }
+                finish_blob(writer).await
+            }
+            Self::Blob(w) => finish_blob(w).await,
+        }
+    }
+}
+
+async fn finish_blob(writer: Box<dyn BlobWriter>) -> Result<StagedBytes> {
+    let id = writer.id().clone();
+    writer.finish().await?;
+    Ok(StagedBytes::Blob(id))
 }

@@ -173,7 +173,7 @@ impl Store {
         let (_, upload_raw) = self.upload_raw(bucket, key, upload_id).await?;
         let record = PartRecord {
             number,
-            blob: staged.blob.to_string(),
+            blob: staged.blob()?.to_string(),
             size: staged.size,
             etag: staged.etag(),
             modified_ms: now_ms(),
@@ -311,6 +311,7 @@ impl Store {
             pieces: chosen
                 .iter()
                 .map(|p| Piece {
+                    inline: None,
                     blob: p.blob.clone(),
                     size: p.size,
                     etag: Some(p.etag.clone()),

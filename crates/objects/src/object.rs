@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use coffer_storage::{Batch, BlobId};
 use serde::{Deserialize, Serialize};
 
 use crate::bucket::BucketInfo;
-use crate::ingest::Staged;
+use crate::ingest::{Staged, StagedBytes};
 use crate::limits::MAX_USER_METADATA;
 use crate::records::{BUCKETS, OBJECTS, ObjectRecord, Piece, object_key};
 use crate::{Error, Result, Store, now_ms};
@@ -207,7 +209,14 @@ impl Store {
             checksums,
             multipart: false,
             pieces: vec![Piece {
-                blob: staged.blob.to_string(),
+                blob: match &staged.bytes {
+                    StagedBytes::Blob(id) => id.to_string(),
+                    StagedBytes::Inline(_) => String::new(),
+                },
+                inline: match &staged.bytes {
+                    StagedBytes::Blob(_) => None,
+                    StagedBytes::Inline(b) => Some(BASE64.encode(b)),
+                },
                 size: staged.size,
                 etag: None,
                 checksums: BTreeMap::new(),

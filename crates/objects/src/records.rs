@@ -62,10 +62,16 @@ pub struct PieceSeal {
     pub nonce_prefix: String,
 }
 
-/// One stored piece of an object: a blob holding `size` bytes of the object.
+/// One stored piece of an object: a blob holding `size` bytes of the object, or (a small
+/// object) those bytes inline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Piece {
+    /// Empty when the bytes are inline.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub blob: String,
+    /// The stored bytes (sealed, for encrypted buckets), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
     pub size: u64,
     /// The part's ETag when the object was assembled from a multipart upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -473,3 +473,48 @@ async fn copy_and_sweep() {
     assert_eq!(get(&f, &b, "dst", None).await, b"payload");
     assert_eq!(get(&f, &b, "src", None).await, b"payload");
 }
+
+#[tokio::test]
+async fn small_objects_live_in_their_record() {
+    let f = fixture();
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
+    let inline = StageOptions {
+        inline: true,
+        ..opts()
+    };
+    let put_inline = |key: &'static str, data: Vec<u8>| {
+        let (f, b, inline) = (&f, &b, inline.clone());
+        async move {
+            let staged = f.store.stage(b, body(data), inline).await.unwrap();
+            f.store
+                .put_object(b, key, staged, ObjectAttrs::default(), &WriteCondition::None)
+                .await
+                .unwrap()
+        }
+    };
+    let small: Vec<u8> = (0..ingest::INLINE_MAX as u32).map(|i| (i % 251) as u8).collect();
+    put_inline("small", small.clone()).await;
+    put_inline("empty", Vec::new()).await;
+    assert_eq!(blob_count(&f).await, 0);
+    assert_eq!(get(&f, &b, "small", None).await, small);
+    assert!(get(&f, &b, "empty", None).await.is_empty());
+    let r = ByteRange::FromTo {
+        first: 8000,
+        last: None,
+    };
+    assert_eq!(get(&f, &b, "small", Some(r)).await, &small[8000..]);
+
+    // Replaced by a larger body (a blob), then by a small one again, then deleted.
+    let large: Vec<u8> = (0..50_000u32).map(|i| (i % 13) as u8).collect();
+    put_inline("small", large.clone()).await;
+    assert_eq!(blob_count(&f).await, 1);
+    assert_eq!(get(&f, &b, "small", None).await, large);
+    put_inline("small", b"tiny".to_vec()).await;
+    assert_eq!(blob_count(&f).await, 0, "the replaced blob is deleted");
+    assert_eq!(get(&f, &b, "small", None).await, b"tiny");
+    f.store.delete_object(&b, "small").await.unwrap();
+    assert!(matches!(
+        f.store.head_object(&b, "small").await,
+        Err(Error::NoSuchKey)
+    ));
+}

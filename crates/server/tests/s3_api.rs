@@ -196,10 +196,12 @@ async fn bad_content_md5_loses_nothing() {
     let s3 = server.client();
     let b = unique("md5");
     s3.create_bucket().bucket(&b).send().await.unwrap();
+    // Larger than the inline limit, so that both bodies would be blobs.
+    let original = vec![b'o'; 20_000];
     s3.put_object()
         .bucket(&b)
         .key("k")
-        .body(ByteStream::from_static(b"original"))
+        .body(ByteStream::from(original.clone()))
         .send()
         .await
         .unwrap();
@@ -208,7 +210,7 @@ async fn bad_content_md5_loses_nothing() {
         .bucket(&b)
         .key("k")
         .content_md5("AAAAAAAAAAAAAAAAAAAAAA==")
-        .body(ByteStream::from_static(b"replacement"))
+        .body(ByteStream::from(vec![b'r'; 20_000]))
         .send()
         .await
         .unwrap_err();
@@ -216,7 +218,7 @@ async fn bad_content_md5_loses_nothing() {
     let got = s3.get_object().bucket(&b).key("k").send().await.unwrap();
     assert_eq!(
         got.body.collect().await.unwrap().into_bytes().as_ref(),
-        b"original"
+        original.as_slice()
     );
     // Only the original object's blob exists: the rejected body left nothing behind.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
