@@ -46,8 +46,8 @@ pub(crate) enum StagedBytes {
     Inline(Bytes),
 }
 
-/// A body stored in a durable blob that no object points to yet. Dropped without being
-/// committed, its blob is deleted.
+/// A body stored in a durable blob that no object points to yet, or held for an inline record.
+/// Dropped without being committed, its blob is deleted.
 pub struct Staged {
     pub(crate) bytes: StagedBytes,
     pub size: u64,
