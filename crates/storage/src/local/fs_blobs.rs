@@ -9,11 +9,10 @@
 //! orphan sweep at start deletes it. `root/tmp` is where older versions staged blobs; it is
 //! still swept.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -25,6 +24,8 @@ use crate::{Error, Result};
 
 /// Bytes buffered by a writer before they are handed to a blocking write.
 const WRITE_BATCH: usize = 256 << 10;
+/// Reads kept in flight ahead of the consumer: while one chunk is sent, the next two are read.
+const READ_AHEAD: usize = 2;
 /// Written bytes after which a writer starts flushing them to the disk in the background, so
 /// that the fdatasync that finishes a large blob finds little left to write.
 const WRITEBACK_EVERY: u64 = 8 << 20;
@@ -88,31 +89,40 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read_chunked(&self, id: &BlobId, offset: u64, len: u64, chunk: u64) -> Result<ByteStream> {
-        // One read runs ahead of the consumer.
         let chunk = chunk.max(1);
-        let path = self.final_path(id);
-        let file = Arc::new(
-            spawn_blocking(move || File::open(path))
-                .await
-                .map_err(io::Error::other)?
-                .map_err(not_found_as_blob)?,
-        );
         let end = offset.saturating_add(len);
-        let first = (offset < end).then(|| spawn_read(file.clone(), offset, end, chunk));
-        let state = (file, offset, end, first);
-        let stream = futures::stream::unfold(state, move |(file, pos, end, pending)| async move {
-            let handle = pending?;
-            let result = match handle.await {
-                Ok(r) => r,
-                Err(e) => Err(io::Error::other(e)),
-            };
-            match result {
-                Ok(bytes) => {
-                    let next_pos = pos + bytes.len() as u64;
-                    let next = (next_pos < end).then(|| spawn_read(file.clone(), next_pos, end, chunk));
-                    Some((Ok(bytes), (file, next_pos, end, next)))
+        // One handle per read in flight: each read positions its own handle, which lets it
+        // read into memory that was never zeroed.
+        let handles = len.div_ceil(chunk).clamp(1, READ_AHEAD as u64);
+        let path = self.final_path(id);
+        let files = spawn_blocking(move || {
+            (0..handles)
+                .map(|_| File::open(&path))
+                .collect::<io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(not_found_as_blob)?;
+        let mut reads = VecDeque::new();
+        let mut pos = offset;
+        for file in files {
+            if pos < end {
+                reads.push_back(spawn_read(file, pos, end, chunk));
+                pos = (pos + chunk).min(end);
+            }
+        }
+        let stream = futures::stream::unfold((reads, pos), move |(mut reads, pos)| async move {
+            let handle = reads.pop_front()?;
+            match handle.await.map_err(io::Error::other).and_then(|r| r) {
+                Ok((bytes, file)) => {
+                    let mut next = pos;
+                    if next < end {
+                        reads.push_back(spawn_read(file, next, end, chunk));
+                        next = (next + chunk).min(end);
+                    }
+                    Some((Ok(bytes), (reads, next)))
                 }
-                Err(e) => Some((Err(Error::Io(e)), (file, end, end, None))),
+                Err(e) => Some((Err(Error::Io(e)), (VecDeque::new(), end))),
             }
         });
         Ok(stream.boxed())
@@ -166,13 +176,18 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Reads `[pos, min(pos + chunk, end))`; a short file is an error, never a short blob.
-fn spawn_read(file: Arc<File>, pos: u64, end: u64, chunk: u64) -> JoinHandle<io::Result<Bytes>> {
+/// Reads `[pos, min(pos + chunk, end))` with `file`, and hands the file back for the next
+/// read; a short file is an error, never a short blob.
+fn spawn_read(mut file: File, pos: u64, end: u64, chunk: u64) -> JoinHandle<io::Result<(Bytes, File)>> {
     spawn_blocking(move || {
-        let n = usize::try_from((end - pos).min(chunk)).map_err(io::Error::other)?;
-        let mut buf = vec![0u8; n];
-        file.read_exact_at(&mut buf, pos)?;
-        Ok(Bytes::from(buf))
+        let n = (end - pos).min(chunk);
+        file.seek(SeekFrom::Start(pos))?;
+        let mut buf = Vec::with_capacity(usize::try_from(n).map_err(io::Error::other)?);
+        (&mut file).take(n).read_to_end(&mut buf)?;
+        if (buf.len() as u64) < n {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok((Bytes::from(buf), file))
     })
 }
 
@@ -249,13 +264,27 @@ impl FsBlobWriter {
         self.writeback.written += self.buffered as u64;
         self.buffered = 0;
         self.pending = Some(spawn_blocking(move || {
-            for c in &chunks {
-                file.write_all(c)?;
-            }
+            write_all_vectored(&mut file, &chunks)?;
             Ok(file)
         }));
         Ok(())
     }
+}
+
+/// Writes `chunks` in as few system calls as it can: the page cache takes one large write at
+/// about twice the rate of the same bytes in 64 KiB writes (measured on ext4 here).
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
