@@ -3,32 +3,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use md5::Digest as _;
+use sha2::Digest as _;
 
-/// A running MD5.
-#[derive(Clone, Default)]
-pub struct Md5(md5::Md5);
-
-impl Md5 {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-
-    pub fn finalize(self) -> [u8; 16] {
-        self.0.finalize().into()
-    }
-
-    /// MD5 of one buffer.
-    pub fn digest(data: &[u8]) -> [u8; 16] {
-        let mut h = Self::new();
-        h.update(data);
-        h.finalize()
-    }
-}
+pub use crate::md5::Md5;
 
 /// SHA-256 of one buffer (for hashing high-entropy secrets such as API keys before storing).
 pub fn sha256(data: &[u8]) -> [u8; 32] {

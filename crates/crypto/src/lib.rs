@@ -18,6 +18,7 @@ mod aead;
 mod digest;
 mod error;
 mod kdf;
+mod md5;
 mod oaep;
 mod pkcs11;
 mod random;
