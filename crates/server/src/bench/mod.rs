@@ -67,7 +67,34 @@ struct Target {
 struct Row {
     label: &'static str,
     unit: &'static str,
+    /// Per target, the value of each round.
+    rounds: Vec<Vec<f64>>,
+    /// Per target, the median over the rounds: one stalled round cannot move it.
     values: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+/// The lowest and highest per-round ratio of target `a` to target `b`.
+fn ratio_range(row: &Row, a: usize, b: usize) -> Option<(f64, f64)> {
+    let (ra, rb) = (row.rounds.get(a)?, row.rounds.get(b)?);
+    let ratios: Vec<f64> = ra
+        .iter()
+        .zip(rb)
+        .filter(|(_, y)| **y > 0.0)
+        .map(|(x, y)| x / y)
+        .collect();
+    let lo = ratios.iter().copied().reduce(f64::min)?;
+    let hi = ratios.iter().copied().reduce(f64::max)?;
+    Some((lo, hi))
 }
 
 fn client() -> HttpClient {
@@ -360,62 +387,47 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let lim = tokio::task::spawn_blocking(limits::measure).await?;
     pb.finish_and_clear();
 
-    let mut rows = vec![
-        Row {
-            label: "PUT 64 MiB",
-            unit: "MB/s",
-            values: vec![],
-        },
-        Row {
-            label: "GET 64 MiB",
-            unit: "MB/s",
-            values: vec![],
-        },
-        Row {
-            label: "PUT 1 MiB",
-            unit: "MB/s",
-            values: vec![],
-        },
-        Row {
-            label: "GET 1 MiB",
-            unit: "MB/s",
-            values: vec![],
-        },
-        Row {
-            label: "PUT 4 KiB",
-            unit: "ops/s",
-            values: vec![],
-        },
-        Row {
-            label: "GET 4 KiB",
-            unit: "ops/s",
-            values: vec![],
-        },
+    let labels = [
+        ("PUT 64 MiB", "MB/s"),
+        ("GET 64 MiB", "MB/s"),
+        ("PUT 1 MiB", "MB/s"),
+        ("GET 1 MiB", "MB/s"),
+        ("PUT 4 KiB", "ops/s"),
+        ("GET 4 KiB", "ops/s"),
     ];
-    // The targets take turns, a slice of the time each per round: a shared, noisy machine (and
-    // the disk's writeback of earlier rounds) then weighs on every column alike.
-    for row in &mut rows {
-        row.values = vec![0.0; targets.len()];
-    }
+    let mut rows: Vec<Row> = labels
+        .iter()
+        .map(|&(label, unit)| Row {
+            label,
+            unit,
+            rounds: vec![Vec::new(); targets.len()],
+            values: vec![0.0; targets.len()],
+        })
+        .collect();
+    // The targets take turns, a slice of the time each per round, size by size, so that the
+    // values compared in a row are measured minutes apart at most and a shared, noisy machine
+    // weighs on every column alike. Who goes first rotates from round to round (a PUT phase
+    // leaves dirty pages that the next one pays to write back).
     let rounds = args.rounds.max(1);
     let slice = args.seconds / rounds as f64;
-    let wants = |size: &str| args.sizes.iter().any(|s| s == size);
-    for _ in 0..rounds {
-        for (i, t) in targets.iter().enumerate() {
-            let mut values = [0.0; 6];
-            if wants("64m") {
-                (values[0], values[1]) = stream(&http, t, 64 << 20, slice, 2).await?;
-            }
-            if wants("1m") {
-                (values[2], values[3]) = stream(&http, t, 1 << 20, slice, 16).await?;
-            }
-            if wants("4k") {
-                (values[4], values[5]) = small(&http, t, slice, args.concurrency).await?;
-            }
-            for (row, v) in rows.iter_mut().zip(values) {
-                row.values[i] += v / rounds as f64;
+    let sizes: [(&str, usize); 3] = [("64m", 0), ("1m", 2), ("4k", 4)];
+    for round in 0..rounds {
+        for &(size, row) in sizes.iter().filter(|(s, _)| args.sizes.iter().any(|a| a == s)) {
+            for k in 0..targets.len() {
+                let i = (k + round) % targets.len();
+                let t = &targets[i];
+                let (put, get) = match size {
+                    "64m" => stream(&http, t, 64 << 20, slice, 2).await?,
+                    "1m" => stream(&http, t, 1 << 20, slice, 16).await?,
+                    _ => small(&http, t, slice, args.concurrency).await?,
+                };
+                rows[row].rounds[i].push(put);
+                rows[row + 1].rounds[i].push(get);
             }
         }
+    }
+    for row in &mut rows {
+        row.values = row.rounds.iter().map(|r| median(r)).collect();
     }
     let kms_rates = if args.no_kms {
         None
@@ -454,7 +466,7 @@ fn report(
     if args.json {
         let out = json!({
             "targets": targets.iter().map(|t| t.name).collect::<Vec<_>>(),
-            "rows": rows.iter().map(|r| json!({ "row": r.label, "unit": r.unit, "values": r.values })).collect::<Vec<_>>(),
+            "rows": rows.iter().map(|r| json!({ "row": r.label, "unit": r.unit, "values": r.values, "rounds": r.rounds })).collect::<Vec<_>>(),
             "limits_mb_s": { "md5": lim.md5, "aes_256_gcm": lim.aes_gcm, "md5_plus_aes_256_gcm": lim.md5_and_aes },
             "encrypted_put_64mib_vs_limit": ratio(put64, lim.md5_and_aes),
             "kms_ops_s": kms_rates.map(|(local, remote)| json!({
@@ -469,7 +481,7 @@ fn report(
     for t in targets {
         header.push_str(&format!(" {:>17}", t.name));
     }
-    header.push_str("   enc/plain");
+    header.push_str("   enc/plain  (rounds)");
     if targets.len() > 2 {
         header.push_str("   enc/peer");
     }
@@ -481,11 +493,20 @@ fn report(
         }
         let v = |i: usize| r.values.get(i).copied().unwrap_or(0.0);
         line.push_str(&format!("   {:>9.2}", ratio(v(0), v(1))));
+        match ratio_range(r, 0, 1) {
+            Some((lo, hi)) => line.push_str(&format!("  {lo:.2}-{hi:.2}")),
+            None => line.push_str("           "),
+        }
         if targets.len() > 2 {
             line.push_str(&format!("   {:>8.2}", ratio(v(0), v(2))));
         }
         println!("{line}");
     }
+    println!(
+        "(each value is the median of {} rounds of {:.1} s; (rounds) is the range of the per-round ratios)",
+        args.rounds.max(1),
+        args.seconds / args.rounds.max(1) as f64
+    );
     println!();
     println!(
         "one core: MD5 {:.0} MB/s, AES-256-GCM {:.0} MB/s, MD5 + AES-256-GCM {:.0} MB/s",
