@@ -37,6 +37,8 @@ struct Cutter {
     carry: BytesMut,
     next: u64,
     end: u64,
+    /// Most segments in the next batch.
+    limit: u64,
     blob: Arc<str>,
 }
 
@@ -65,7 +67,7 @@ impl Cutter {
                 }
             } else {
                 let (mut count, mut len) = (0u64, 0usize);
-                while self.next + count < self.end {
+                while self.next + count < self.end && count < self.limit {
                     let n = self.sealed_len(self.next + count);
                     if self.current.len() - len < n {
                         break;
@@ -74,6 +76,7 @@ impl Cutter {
                     count += 1;
                 }
                 if count > 0 {
+                    self.limit = u64::MAX;
                     let batch = Batch {
                         first: self.next,
                         sealed: self.current.split_to(len),
@@ -194,15 +197,19 @@ fn pipeline(
         carry: BytesMut::new(),
         next: segments.start,
         end: segments.end,
+        // The first batch is one segment: its plaintext goes out while the rest of the first
+        // read is opened on another thread, so the first byte does not wait for a whole read's
+        // decryption.
+        limit: 1,
         blob: blob.clone(),
     };
     let batches = futures::stream::unfold(
         cutter,
         |mut c| async move { c.next_batch().await.map(|b| (b, c)) },
     );
-    // The first batch is opened inline: nothing is being sent yet that its decryption could
-    // overlap, so a thread hand-off would only delay the first byte. Later ones are opened on
-    // a blocking thread while the batch before them is sent.
+    // The first batch (one segment) is opened inline: nothing is being sent yet that its
+    // decryption could overlap, so a thread hand-off would only delay the first byte. Later
+    // ones are opened on a blocking thread while the batch before them is sent.
     let mut first = true;
     let opened = batches
         .map(move |batch| {

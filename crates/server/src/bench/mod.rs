@@ -38,7 +38,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 6.0)]
     seconds: f64,
     /// Rounds in which the targets take turns (more rounds spread noise more evenly).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Object sizes to measure: any of 64m, 1m, 4k (all by default).
     #[arg(long, value_delimiter = ',', default_values_t = ["64m".to_owned(), "1m".to_owned(), "4k".to_owned()])]
