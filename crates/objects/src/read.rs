@@ -94,13 +94,16 @@ impl Store {
     }
 
     /// Reads the current record and leases its blobs, such that the record was still current
-    /// after the lease was taken (see `leases`).
+    /// after the lease was taken (see `leases`). A record without blobs is read once.
     pub(crate) async fn leased(&self, bucket: &BucketInfo, key: &str) -> Result<(ObjectInfo, Lease)> {
         loop {
             let raw = self.object_raw(bucket, key).await?.ok_or(Error::NoSuchKey)?;
             let info = ObjectInfo::from_record(key, serde_json::from_slice(&raw)?);
-            let lease = self.leases.acquire(info.blob_ids());
-            if self.object_raw(bucket, key).await?.as_deref() == Some(raw.as_slice()) {
+            let ids = info.blob_ids();
+            // An object stored inline has nothing to lease: its bytes came with the record.
+            let inline = ids.is_empty();
+            let lease = self.leases.acquire(ids);
+            if inline || self.object_raw(bucket, key).await?.as_deref() == Some(raw.as_slice()) {
                 return Ok((info, lease));
             }
         }

@@ -512,10 +512,12 @@ fn report(
         "one core: MD5 {:.0} MB/s, AES-256-GCM {:.0} MB/s, MD5 + AES-256-GCM {:.0} MB/s",
         lim.md5, lim.aes_gcm, lim.md5_and_aes
     );
-    println!(
-        "single-stream encrypted PUT (64 MiB) at {:.0}% of the MD5 + AES-GCM limit",
-        100.0 * ratio(put64, lim.md5_and_aes)
-    );
+    if put64 > 0.0 {
+        println!(
+            "single-stream encrypted PUT (64 MiB) at {:.0}% of the MD5 + AES-GCM limit",
+            100.0 * ratio(put64, lim.md5_and_aes)
+        );
+    }
     if let Some((local, remote)) = kms_rates {
         println!(
             "KMS ops/s: in process, one core: wrap {:.0}, unwrap {:.0}; over HTTP (x{}): wrap {:.0}, unwrap {:.0}",
