@@ -1,33 +1,103 @@
 //! The digests of a body being taken in: the MD5 (the ETag) and the requested checksums.
 //!
 //! MD5 is the slowest step of a PUT (one core hashes about as fast as the disk writes, and far
-//! slower than AES-GCM seals), so past the first 128 KiB the hashing moves to a blocking thread of
-//! its own and runs beside receiving, sealing and writing. Small bodies stay inline: a thread
-//! hand-off would cost more than it saves.
+//! slower than AES-GCM seals), so past the first 128 KiB the hashing moves to a thread of the
+//! hashing pool and runs beside receiving, sealing and writing. Small bodies stay inline: a
+//! thread hand-off would cost more than it saves.
+//!
+//! The pool has one thread per core, shared by every upload: a body's chunks all go to one
+//! thread, in order, and each thread takes the chunks of all its uploads as they come. A slow
+//! client therefore holds no thread, and no number of uploads can starve the blocking pool
+//! that file reads and writes use.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, mpsc};
 
 use bytes::Bytes;
 use coffer_crypto::{ChecksumAlgorithm, Checksums, Md5};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::{Error, Result};
 
-/// Bytes hashed inline before the hashing moves to its own thread.
+/// Bytes hashed inline before the hashing moves to the pool.
 const INLINE_LIMIT: u64 = 128 << 10;
-/// Chunks queued for the hashing thread before the receiver waits: the backpressure that keeps
-/// a PUT's memory bounded (a chunk is at most hyper's read buffer, a few hundred KiB).
+/// Chunks of one body queued for its hashing thread before the receiver waits: the
+/// backpressure that keeps a PUT's memory bounded (a chunk is at most hyper's read buffer, a
+/// few hundred KiB).
 const QUEUE: usize = 8;
 
 type Digests = (Md5, Checksums);
+type Shared = Arc<Mutex<Digests>>;
+
+fn lock(d: &Shared) -> MutexGuard<'_, Digests> {
+    d.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) enum Job {
+    /// Hash a chunk into a body's digests; the permit is the body's queue slot.
+    Chunk(Shared, Bytes, OwnedSemaphorePermit),
+    /// Answered once every chunk sent before it is hashed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The hashing threads, one per core; each body is assigned one in turn.
+struct Pool {
+    threads: Vec<mpsc::Sender<Job>>,
+    next: AtomicUsize,
+}
+
+static POOL: LazyLock<Pool> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let threads = (0..cores)
+        .filter_map(|i| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("coffer-hash-{i}"))
+                .spawn(move || hash_jobs(&rx));
+            match spawned {
+                Ok(_) => Some(tx),
+                Err(e) => {
+                    tracing::warn!(error = %e, "starting a hashing thread failed");
+                    None
+                }
+            }
+        })
+        .collect();
+    Pool {
+        threads,
+        next: AtomicUsize::new(0),
+    }
+});
+
+fn hash_jobs(rx: &mpsc::Receiver<Job>) {
+    for job in rx {
+        match job {
+            Job::Chunk(digests, chunk, _slot) => {
+                // Nothing here should panic; if it did, the thread must live on for the
+                // bodies after this one (the body itself gets a poisoned, unused state).
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let mut d = lock(&digests);
+                    d.0.update(&chunk);
+                    d.1.update(&chunk);
+                }));
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
 
 pub(crate) enum BodyDigests {
     Inline {
         digests: Digests,
         seen: u64,
     },
-    Background {
-        tx: mpsc::Sender<Bytes>,
-        task: JoinHandle<Digests>,
+    Pooled {
+        digests: Shared,
+        slots: Arc<Semaphore>,
+        thread: mpsc::Sender<Job>,
     },
 }
 
@@ -41,29 +111,38 @@ impl BodyDigests {
 
     pub(crate) async fn update(&mut self, chunk: &Bytes) -> Result<()> {
         match self {
-            Self::Inline { digests, seen } if *seen + chunk.len() as u64 <= INLINE_LIMIT => {
+            Self::Inline { digests, seen }
+                if *seen + chunk.len() as u64 <= INLINE_LIMIT || POOL.threads.is_empty() =>
+            {
                 *seen += chunk.len() as u64;
                 digests.0.update(chunk);
                 digests.1.update(chunk);
                 Ok(())
             }
             Self::Inline { digests, .. } => {
-                let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
-                let mut digests = std::mem::replace(digests, (Md5::new(), Checksums::new([])));
-                let task = tokio::task::spawn_blocking(move || {
-                    while let Some(c) = rx.blocking_recv() {
-                        digests.0.update(&c);
-                        digests.1.update(&c);
-                    }
-                    digests
-                });
-                *self = Self::Background { tx, task };
+                let digests = std::mem::replace(digests, (Md5::new(), Checksums::new([])));
+                let n = POOL.next.fetch_add(1, Ordering::Relaxed) % POOL.threads.len();
+                *self = Self::Pooled {
+                    digests: Arc::new(Mutex::new(digests)),
+                    slots: Arc::new(Semaphore::new(QUEUE)),
+                    thread: POOL.threads[n].clone(),
+                };
                 Box::pin(self.update(chunk)).await
             }
-            Self::Background { tx, .. } => tx
-                .send(chunk.clone())
-                .await
-                .map_err(|_| Error::Corrupt("the hashing thread ended early".into())),
+            Self::Pooled {
+                digests,
+                slots,
+                thread,
+            } => {
+                let slot = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Corrupt("the hashing queue closed".into()))?;
+                thread
+                    .send(Job::Chunk(digests.clone(), chunk.clone(), slot))
+                    .map_err(|_| Error::Corrupt("the hashing thread ended".into()))
+            }
         }
     }
 
@@ -71,10 +150,16 @@ impl BodyDigests {
     pub(crate) async fn finish(self) -> Result<([u8; 16], Vec<(ChecksumAlgorithm, String)>)> {
         let (md5, sums) = match self {
             Self::Inline { digests, .. } => digests,
-            Self::Background { tx, task } => {
-                drop(tx);
-                task.await
-                    .map_err(|e| Error::Corrupt(format!("the hashing thread failed: {e}")))?
+            Self::Pooled { digests, thread, .. } => {
+                let (done, hashed) = oneshot::channel();
+                thread
+                    .send(Job::Flush(done))
+                    .map_err(|_| Error::Corrupt("the hashing thread ended".into()))?;
+                hashed
+                    .await
+                    .map_err(|_| Error::Corrupt("the hashing thread ended".into()))?;
+                let mut d = lock(&digests);
+                std::mem::replace(&mut *d, (Md5::new(), Checksums::new([])))
             }
         };
         Ok((md5.finalize(), sums.finalize()))

@@ -224,6 +224,37 @@ async fn concurrent_writers_last_wins_and_nothing_leaks() {
     assert_eq!(blob_count(&f).await, 1);
 }
 
+/// Many large bodies at once share the few hashing threads: each gets its own digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_large_bodies_hash_apart() {
+    use futures::StreamExt as _;
+    let f = Arc::new(fixture());
+    let b = f.store.create_bucket(&f.owner, "bkt", None, None).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..24u32 {
+        let (f, b) = (f.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            let data: Vec<u8> = (0..300_000u32).map(|j| (j.wrapping_mul(31) ^ i) as u8).collect();
+            let chunks: Vec<_> = data.chunks(7000).map(Bytes::copy_from_slice).collect();
+            // Yield between chunks so that the bodies interleave on the hashing threads.
+            let slow = futures::stream::iter(chunks).then(|c| async move {
+                tokio::task::yield_now().await;
+                Ok::<_, BodyError>(c)
+            });
+            let mut o = opts();
+            o.checksums = vec![coffer_crypto::ChecksumAlgorithm::Crc32c];
+            let staged = f.store.stage(&b, slow, o).await.unwrap();
+            assert_eq!(staged.md5, coffer_crypto::Md5::digest(&data), "body {i}");
+            let mut crc = coffer_crypto::Checksums::new([coffer_crypto::ChecksumAlgorithm::Crc32c]);
+            crc.update(&data);
+            assert_eq!(staged.checksums, crc.finalize(), "body {i}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn conditional_writes_and_digests() {
     let f = fixture();
