@@ -75,7 +75,7 @@ fn hash_jobs(rx: &mpsc::Receiver<Job>) {
         match job {
             Job::Chunk(digests, chunk, _slot) => {
                 // Nothing here should panic; if it did, the thread must live on for the
-                // bodies after this one (the body itself gets a poisoned, unused state).
+                // bodies after this one, and the poisoned lock fails this body's `finish`.
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let mut d = lock(&digests);
                     d.0.update(&chunk);
@@ -158,7 +158,9 @@ impl BodyDigests {
                 hashed
                     .await
                     .map_err(|_| Error::Corrupt("the hashing thread ended".into()))?;
-                let mut d = lock(&digests);
+                let mut d = digests
+                    .lock()
+                    .map_err(|_| Error::Corrupt("hashing the body failed".into()))?;
                 std::mem::replace(&mut *d, (Md5::new(), Checksums::new([])))
             }
         };
