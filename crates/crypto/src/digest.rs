@@ -14,7 +14,10 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA256 (request signing).
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), data);
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+        data,
+    );
     let mut out = [0u8; 32];
     out.copy_from_slice(tag.as_ref());
     out

@@ -1,6 +1,6 @@
 //! Randomness for secrets, from the operating system's CSPRNG.
 
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 /// `n` random bytes. Panics never: an unavailable OS RNG aborts the process, as nothing secret
 /// can be made without it.

@@ -217,21 +217,6 @@ impl Opener {
             .open_in_place(self.header.nonce(idx, last), &self.header_bytes, sealed)
     }
 
-    /// Like [`Opener::open`] for the sealed segment at `buf[src..]`, with its plaintext moved
-    /// to the front of `buf`: opening a run of segments this way leaves their plaintext
-    /// contiguous, in the same buffer.
-    pub fn open_within<'a>(
-        &self,
-        index: u64,
-        buf: &'a mut [u8],
-        src: usize,
-    ) -> Result<&'a mut [u8], CryptoError> {
-        let last = index + 1 == self.header.segments(self.len);
-        let idx = u32::try_from(index).map_err(|_| CryptoError::Decrypt)?;
-        self.key
-            .open_within(self.header.nonce(idx, last), &self.header_bytes, buf, src..)
-    }
-
     /// The sealed length of segment `index`.
     pub fn sealed_segment_len(&self, index: u64) -> u64 {
         let seg = self.header.seg();

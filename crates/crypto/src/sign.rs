@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +17,8 @@ pub struct SigningKey {
 impl SigningKey {
     /// A new key pair and its PKCS#8 encoding (zeroized when dropped).
     pub fn generate() -> Result<(Self, Zeroizing<Vec<u8>>), SignError> {
-        let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).map_err(|_| SignError)?;
+        let doc =
+            Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).map_err(|_| SignError)?;
         let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
         Ok((Self::from_pkcs8(&pkcs8)?, pkcs8))
     }
@@ -67,5 +68,18 @@ mod tests {
         let again = SigningKey::from_pkcs8(&pkcs8).unwrap();
         assert_eq!(again.public_key(), key.public_key());
         assert!(!format!("{key:?}").contains(&hex::encode(&pkcs8[..])));
+    }
+
+    /// Signing keys stored by coffer versions that used ring still load, and sign alike.
+    #[test]
+    fn keys_stored_by_ring_load() {
+        use ring_ref::signature::{self as ring_sig, KeyPair as _};
+        let rng = ring_ref::rand::SystemRandom::new();
+        let pkcs8 = ring_sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let theirs = ring_sig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let ours = SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+        assert_eq!(ours.public_key(), theirs.public_key().as_ref());
+        // Ed25519 is deterministic: the same key signs the same message identically.
+        assert_eq!(ours.sign(b"claims"), theirs.sign(b"claims").as_ref());
     }
 }

@@ -1,9 +1,10 @@
 //! Opening a sealed piece as its bytes arrive from the blob store.
 //!
 //! Raw bytes are cut into batches of whole sealed segments; each batch is opened in place and
-//! its plaintext handed on as one slice of the same buffer (no copy). A large batch is opened on
-//! a blocking thread while the previous one is being sent, so decryption overlaps the network;
-//! the first batch and small ones are opened inline, where a thread hand-off would cost more.
+//! its segments' plaintexts handed on as slices of the same buffer (no copy). A large batch is
+//! opened on a blocking thread while the previous one is being sent, so decryption overlaps the
+//! network; the first batch and small ones are opened inline, where a thread hand-off would
+//! cost more.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use coffer_crypto::segments::Opener;
 use coffer_storage::ByteStream;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::read::BodyStream;
 use crate::{Error, Result};
@@ -99,29 +100,31 @@ impl Cutter {
     }
 }
 
-/// Opens every segment of `batch` in place, moving each plaintext up against the one before:
-/// the batch's plaintext is one contiguous slice of its buffer (one body frame, not one per
-/// segment).
-fn open_batch(opener: &Opener, mut batch: Batch, blob: &str) -> Result<Bytes> {
-    let (mut at, mut out, mut index) = (0usize, 0usize, batch.first);
+/// Opens every segment of `batch` in place; returns each segment's plaintext as a slice of
+/// the batch's buffer. (Moving the plaintexts together into one run would cost a copy per
+/// segment: aws-lc opens within a buffer by decrypting and then moving.)
+fn open_batch(opener: &Opener, mut batch: Batch, blob: &str) -> Result<Vec<Bytes>> {
+    let mut plain = Vec::new();
+    let (mut at, mut index) = (0usize, batch.first);
     while at < batch.sealed.len() {
         let need = usize::try_from(opener.sealed_segment_len(index)).unwrap_or(usize::MAX);
         let end = at
             .checked_add(need)
             .filter(|&e| e <= batch.sealed.len())
             .ok_or(Error::Integrity)?;
-        let plain = opener
-            .open_within(index, &mut batch.sealed[out..end], at - out)
+        let len = opener
+            .open(index, &mut batch.sealed[at..end])
             .map_err(|_| {
                 tracing::error!(%blob, segment = index, "object integrity check failed: tampered, truncated or swapped ciphertext");
                 Error::Integrity
-            })?;
-        out += plain.len();
+            })?
+            .len();
+        plain.push(at..at + len);
         at = end;
         index += 1;
     }
-    batch.sealed.truncate(out);
-    Ok(batch.sealed.freeze())
+    let sealed = batch.sealed.freeze();
+    Ok(plain.into_iter().map(|r| sealed.slice(r)).collect())
 }
 
 /// A sealed read at most this long is read whole and opened at once (small objects: the
@@ -159,8 +162,14 @@ pub(crate) async fn decrypt(
         first: segments.start,
         sealed,
     };
-    let plain = Trim { skip, remaining: len }.cut(open_batch(&opener, batch, &blob)?);
-    Ok(futures::stream::iter((!plain.is_empty()).then_some(Ok(plain))).boxed())
+    let mut trim = Trim { skip, remaining: len };
+    let plain: Vec<Result<Bytes>> = open_batch(&opener, batch, &blob)?
+        .into_iter()
+        .map(|p| trim.cut(p))
+        .filter(|p| !p.is_empty())
+        .map(Ok)
+        .collect();
+    Ok(futures::stream::iter(plain).boxed())
 }
 
 /// What of the opened plaintext the request wants: skip the first bytes, then stop after
@@ -225,7 +234,9 @@ fn pipeline(
                     .map_err(|e| Error::Corrupt(format!("opening segments: {e}")))?
             }
         })
-        .buffered(2);
+        .buffered(2)
+        .map_ok(|segments| futures::stream::iter(segments.into_iter().map(Ok)))
+        .try_flatten();
     // Trim to the requested bytes; the first error ends the stream.
     let mut trim = Some(Trim { skip, remaining: len });
     opened
