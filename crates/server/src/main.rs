@@ -35,13 +35,19 @@ enum Command {
 
 /// s3s logs every error it answers, client mistakes included; coffer logs its own failures.
 const DEFAULT_LOG: &str = "info,s3s=off";
+/// The benchmark runs a KMS in process; its routine INFO lines do not belong in the report.
+const BENCH_LOG: &str = "warn";
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Bench(_) => BENCH_LOG,
+        _ => DEFAULT_LOG,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .init();
