@@ -1,119 +1,36 @@
-//! Opening a sealed piece as its bytes arrive from the blob store.
+//! Opening a sealed piece as its bytes are read.
 //!
-//! Raw bytes are cut into batches of whole sealed segments; each batch is opened in place and
-//! its segments' plaintexts handed on as slices of the same buffer (no copy). A large batch is
-//! opened on a blocking thread while the previous one is being sent, so decryption overlaps the
-//! network; the first batch and small ones are opened inline, where a thread hand-off would
-//! cost more.
+//! Blob reads come in chunks of whole sealed segments. Each chunk is opened in place by the
+//! blocking thread that read it (`BlobStore::read_mapped`), while its bytes are still in that
+//! core's cache: two reads in flight also decrypt in parallel, and opening costs no thread
+//! hand-off of its own. Each segment's plaintext goes on as a slice of the read buffer, with
+//! no copy.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use coffer_crypto::segments::Opener;
-use coffer_storage::ByteStream;
+use coffer_storage::{BlobId, BlobStore, ChunkRejected};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::read::BodyStream;
 use crate::{Error, Result};
 
-/// Batches at least this large are opened on a blocking thread, except the first.
-const OFFLOAD_BYTES: usize = 128 << 10;
-
-/// A run of whole sealed segments, starting at segment `first`.
-struct Batch {
-    first: u64,
-    sealed: BytesMut,
-}
-
-/// Cuts the raw stream into batches. Reads are not aligned to sealed segments, so the one
-/// segment that straddles two reads is copied together (`carry`); everything else is cut from
-/// the read buffers without a copy.
-struct Cutter {
-    raw: ByteStream,
-    opener: Arc<Opener>,
-    /// The unconsumed rest of the latest read.
-    current: BytesMut,
-    /// The start of a segment that continues in the next read.
-    carry: BytesMut,
-    next: u64,
-    end: u64,
-    /// Most segments in the next batch.
-    limit: u64,
-    blob: Arc<str>,
-}
-
-impl Cutter {
-    fn sealed_len(&self, index: u64) -> usize {
-        usize::try_from(self.opener.sealed_segment_len(index)).unwrap_or(usize::MAX)
-    }
-
-    /// The next batch: every whole segment the bytes received so far hold.
-    async fn next_batch(&mut self) -> Option<Result<Batch>> {
-        loop {
-            if self.next >= self.end {
-                return None;
-            }
-            let need = self.sealed_len(self.next);
-            if !self.carry.is_empty() {
-                let take = (need - self.carry.len()).min(self.current.len());
-                self.carry.extend_from_slice(&self.current.split_to(take));
-                if self.carry.len() == need {
-                    self.next += 1;
-                    let sealed = std::mem::take(&mut self.carry);
-                    return Some(Ok(Batch {
-                        first: self.next - 1,
-                        sealed,
-                    }));
-                }
-            } else {
-                let (mut count, mut len) = (0u64, 0usize);
-                while self.next + count < self.end && count < self.limit {
-                    let n = self.sealed_len(self.next + count);
-                    if self.current.len() - len < n {
-                        break;
-                    }
-                    len += n;
-                    count += 1;
-                }
-                if count > 0 {
-                    self.limit = u64::MAX;
-                    let batch = Batch {
-                        first: self.next,
-                        sealed: self.current.split_to(len),
-                    };
-                    self.next += count;
-                    return Some(Ok(batch));
-                }
-                self.carry = std::mem::take(&mut self.current);
-            }
-            match self.raw.next().await {
-                // Unshared read buffers become `BytesMut` without a copy.
-                Some(Ok(b)) => self.current = BytesMut::from(b),
-                Some(Err(e)) => return Some(Err(Error::from(e))),
-                None => {
-                    tracing::error!(blob = %self.blob, segment = self.next, "object integrity check failed: the blob is truncated");
-                    return Some(Err(Error::Integrity));
-                }
-            }
-        }
-    }
-}
-
-/// Opens every segment of `batch` in place; returns each segment's plaintext as a slice of
-/// the batch's buffer. (Moving the plaintexts together into one run would cost a copy per
-/// segment: aws-lc opens within a buffer by decrypting and then moving.)
-fn open_batch(opener: &Opener, mut batch: Batch, blob: &str) -> Result<Vec<Bytes>> {
+/// Opens the whole sealed segments in `sealed`, the first of them segment `first`; returns each
+/// segment's plaintext as a slice of the same buffer. (Moving the plaintexts together into one
+/// run would cost a copy per segment: aws-lc opens within a buffer by decrypting, then moving.)
+fn open_segments(opener: &Opener, first: u64, mut sealed: BytesMut, blob: &str) -> Result<Vec<Bytes>> {
     let mut plain = Vec::new();
-    let (mut at, mut index) = (0usize, batch.first);
-    while at < batch.sealed.len() {
+    let (mut at, mut index) = (0usize, first);
+    while at < sealed.len() {
         let need = usize::try_from(opener.sealed_segment_len(index)).unwrap_or(usize::MAX);
         let end = at
             .checked_add(need)
-            .filter(|&e| e <= batch.sealed.len())
-            .ok_or(Error::Integrity)?;
+            .filter(|&e| e <= sealed.len())
+            .ok_or_else(|| truncated(blob))?;
         let len = opener
-            .open(index, &mut batch.sealed[at..end])
+            .open(index, &mut sealed[at..end])
             .map_err(|_| {
                 tracing::error!(%blob, segment = index, "object integrity check failed: tampered, truncated or swapped ciphertext");
                 Error::Integrity
@@ -123,53 +40,76 @@ fn open_batch(opener: &Opener, mut batch: Batch, blob: &str) -> Result<Vec<Bytes
         at = end;
         index += 1;
     }
-    let sealed = batch.sealed.freeze();
+    let sealed = sealed.freeze();
     Ok(plain.into_iter().map(|r| sealed.slice(r)).collect())
 }
 
-/// A sealed read at most this long is read whole and opened at once (small objects: the
-/// pipeline below costs more than it saves).
-const SMALL_READ: u64 = 128 << 10;
+fn truncated(blob: &str) -> Error {
+    tracing::error!(%blob, "object integrity check failed: the blob is truncated");
+    Error::Integrity
+}
 
-/// The plaintext of `segments` of a sealed piece, from `skip` bytes into the first segment,
-/// `len` bytes in all; `sealed_len` is the length of the raw read.
-pub(crate) async fn decrypt(
-    raw: ByteStream,
-    opener: Opener,
-    segments: Range<u64>,
-    (skip, len): (usize, u64),
-    sealed_len: u64,
-    blob: Arc<str>,
-) -> Result<BodyStream> {
-    if sealed_len > SMALL_READ {
-        return Ok(pipeline(raw, opener, segments, skip, len, blob));
-    }
-    let mut raw = raw;
-    let mut sealed = BytesMut::new();
-    while let Some(chunk) = raw.next().await {
-        let chunk = chunk?;
-        if sealed.is_empty() {
-            sealed = BytesMut::from(chunk);
-        } else {
-            sealed.extend_from_slice(&chunk);
+/// Where the sealed bytes of a read are, and which of them it needs.
+pub(crate) struct SealedRead {
+    pub opener: Opener,
+    /// The segments the plaintext range needs, and their bytes in the stored piece.
+    pub segments: Range<u64>,
+    pub at: Range<u64>,
+    /// Bytes per read: a whole number of sealed segments.
+    pub chunk: u64,
+    /// Plaintext to skip in the first segment, then plaintext to keep.
+    pub skip: usize,
+    pub len: u64,
+}
+
+/// The plaintext of a sealed piece stored in blob `id`.
+pub(crate) async fn from_blob(blobs: &dyn BlobStore, id: &BlobId, read: SealedRead) -> Result<BodyStream> {
+    let SealedRead {
+        opener,
+        segments,
+        at,
+        chunk,
+        skip,
+        len,
+    } = read;
+    let (opener, blob) = (Arc::new(opener), Arc::<str>::from(id.as_str()));
+    let sealed_seg = opener.sealed_segment_len(0).max(1);
+    let open = {
+        let blob = blob.clone();
+        move |offset: u64, bytes: BytesMut| {
+            // Chunks start on segment boundaries: the read starts on one and takes whole ones.
+            let first = segments.start + (offset - at.start) / sealed_seg;
+            open_segments(&opener, first, bytes, &blob).map_err(|_| ChunkRejected)
         }
-    }
-    if (sealed.len() as u64) < sealed_len {
-        tracing::error!(%blob, "object integrity check failed: the blob is truncated");
-        return Err(Error::Integrity);
-    }
-    let batch = Batch {
-        first: segments.start,
-        sealed,
     };
-    let mut trim = Trim { skip, remaining: len };
-    let plain: Vec<Result<Bytes>> = open_batch(&opener, batch, &blob)?
-        .into_iter()
-        .map(|p| trim.cut(p))
-        .filter(|p| !p.is_empty())
-        .map(Ok)
-        .collect();
-    Ok(futures::stream::iter(plain).boxed())
+    let pieces = blobs
+        .read_mapped(id, at.start, at.end - at.start, chunk, Arc::new(open))
+        .await?;
+    let plain = pieces
+        .map_err(move |e| match e {
+            // Opening reported why it refused the chunk.
+            coffer_storage::Error::ChunkRejected => Error::Integrity,
+            coffer_storage::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => truncated(&blob),
+            e => Error::from(e),
+        })
+        .map_ok(|v| futures::stream::iter(v.into_iter().map(Ok)))
+        .try_flatten();
+    Ok(trimmed(plain.boxed(), skip, len))
+}
+
+/// The plaintext of a sealed piece stored inline, `sealed` being the bytes of its segments.
+pub(crate) fn from_inline(sealed: Bytes, read: SealedRead) -> Result<BodyStream> {
+    if (sealed.len() as u64) < read.at.end - read.at.start {
+        return Err(truncated("inline"));
+    }
+    let plain = open_segments(
+        &read.opener,
+        read.segments.start,
+        BytesMut::from(sealed),
+        "inline",
+    )?;
+    let plain = futures::stream::iter(plain.into_iter().map(Ok)).boxed();
+    Ok(trimmed(plain, read.skip, read.len))
 }
 
 /// What of the opened plaintext the request wants: skip the first bytes, then stop after
@@ -189,57 +129,10 @@ impl Trim {
     }
 }
 
-/// Larger reads: cut, open (overlapping the network) and trim as the bytes arrive.
-fn pipeline(
-    raw: ByteStream,
-    opener: Opener,
-    segments: Range<u64>,
-    skip: usize,
-    len: u64,
-    blob: Arc<str>,
-) -> BodyStream {
-    let opener = Arc::new(opener);
-    let cutter = Cutter {
-        raw,
-        opener: opener.clone(),
-        current: BytesMut::new(),
-        carry: BytesMut::new(),
-        next: segments.start,
-        end: segments.end,
-        // The first batch is one segment: its plaintext goes out while the rest of the first
-        // read is opened on another thread, so the first byte does not wait for a whole read's
-        // decryption.
-        limit: 1,
-        blob: blob.clone(),
-    };
-    let batches = futures::stream::unfold(
-        cutter,
-        |mut c| async move { c.next_batch().await.map(|b| (b, c)) },
-    );
-    // The first batch (one segment) is opened inline: nothing is being sent yet that its
-    // decryption could overlap, so a thread hand-off would only delay the first byte. Later
-    // ones are opened on a blocking thread while the batch before them is sent.
-    let mut first = true;
-    let opened = batches
-        .map(move |batch| {
-            let (opener, blob) = (opener.clone(), blob.clone());
-            let inline = std::mem::replace(&mut first, false);
-            async move {
-                let batch = batch?;
-                if inline || batch.sealed.len() < OFFLOAD_BYTES {
-                    return open_batch(&opener, batch, &blob);
-                }
-                tokio::task::spawn_blocking(move || open_batch(&opener, batch, &blob))
-                    .await
-                    .map_err(|e| Error::Corrupt(format!("opening segments: {e}")))?
-            }
-        })
-        .buffered(2)
-        .map_ok(|segments| futures::stream::iter(segments.into_iter().map(Ok)))
-        .try_flatten();
-    // Trim to the requested bytes; the first error ends the stream.
+/// `plain` cut to the requested bytes; the first error ends the stream.
+fn trimmed(plain: BodyStream, skip: usize, len: u64) -> BodyStream {
     let mut trim = Some(Trim { skip, remaining: len });
-    opened
+    plain
         .scan((), move |_, item| {
             let out = match (item, trim.as_mut()) {
                 (_, None) => None,

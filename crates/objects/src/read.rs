@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use coffer_crypto::KeyMaterial;
 use coffer_crypto::TAG_LEN;
 use coffer_crypto::segments::{Opener, SegmentHeader};
@@ -197,14 +197,6 @@ impl Stored {
             }
         }
     }
-
-    /// How integrity errors name it.
-    fn name(&self) -> Arc<str> {
-        match self {
-            Self::Blob(id) => id.as_str().into(),
-            Self::Inline(_) => "inline".into(),
-        }
-    }
 }
 
 /// The bytes of one piece a read needs.
@@ -247,20 +239,24 @@ impl Span {
         // no stitching, and no read is left with a few stray bytes of tags at the end.
         let sealed_seg = u64::from(seal.segment_size) + TAG_LEN as u64;
         let chunk = (DEFAULT_CHUNK / u64::from(seal.segment_size)).max(1) * sealed_seg;
-        let raw = self
-            .stored
-            .read(blobs, at.start, at.end - at.start, chunk)
-            .await?;
-        let opener = Opener::new(dek, header, self.piece_len);
-        crate::decrypt::decrypt(
-            raw,
-            opener,
+        let read = crate::decrypt::SealedRead {
+            opener: Opener::new(dek, header, self.piece_len),
             segments,
-            (skip, self.range.end - self.range.start),
-            at.end - at.start,
-            self.stored.name(),
-        )
-        .await
+            at: at.clone(),
+            chunk,
+            skip,
+            len: self.range.end - self.range.start,
+        };
+        match self.stored {
+            Stored::Blob(id) => crate::decrypt::from_blob(blobs, &id, read).await,
+            Stored::Inline(mut bytes) => {
+                // Cut in place rather than slicing: the bytes stay unshared, and are opened
+                // where they are.
+                bytes.truncate(usize::try_from(at.end).unwrap_or(usize::MAX));
+                bytes.advance(usize::try_from(at.start).unwrap_or(usize::MAX).min(bytes.len()));
+                crate::decrypt::from_inline(bytes, read)
+            }
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! [`BlobWriter::finish`], read by byte range, deleted, and listed (for the orphan sweep).
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::Result;
@@ -14,6 +16,19 @@ pub const DEFAULT_CHUNK: u64 = 512 << 10;
 
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// Work done on each chunk of a read by the thread that read it, while the bytes are still in
+/// that core's cache and without another hand-off between threads (opening sealed segments,
+/// say). It gets the chunk's offset in the blob and the chunk, and returns the pieces that go
+/// on; a chunk it refuses ends the read with [`crate::Error::ChunkRejected`].
+pub type ChunkFn = Arc<dyn Fn(u64, BytesMut) -> Result<Vec<Bytes>, ChunkRejected> + Send + Sync>;
+
+/// What a [`ChunkFn`] answers for a chunk it refuses (it reports why itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRejected;
+
+/// The chunks of a read, each as the pieces a [`ChunkFn`] made of it.
+pub type PieceStream = BoxStream<'static, Result<Vec<Bytes>>>;
 
 /// The name of a blob: 32 lowercase hex characters (128 random bits).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,7 +91,36 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Like [`BlobStore::read`], in chunks of `chunk` bytes (the last may be shorter): a reader
     /// of fixed-size records asks for a whole number of them per chunk.
-    async fn read_chunked(&self, id: &BlobId, offset: u64, len: u64, chunk: u64) -> Result<ByteStream>;
+    async fn read_chunked(&self, id: &BlobId, offset: u64, len: u64, chunk: u64) -> Result<ByteStream> {
+        let pieces = self
+            .read_mapped(
+                id,
+                offset,
+                len,
+                chunk,
+                Arc::new(|_, b: BytesMut| Ok(vec![b.freeze()])),
+            )
+            .await?;
+        Ok(pieces
+            .flat_map(|r| {
+                let items: Vec<Result<Bytes>> = match r {
+                    Ok(v) => v.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            })
+            .boxed())
+    }
+
+    /// Like [`BlobStore::read_chunked`], with `map` applied to each chunk where it was read.
+    async fn read_mapped(
+        &self,
+        id: &BlobId,
+        offset: u64,
+        len: u64,
+        chunk: u64,
+        map: ChunkFn,
+    ) -> Result<PieceStream>;
 
     /// Length of a finished blob.
     async fn len(&self, id: &BlobId) -> Result<u64>;

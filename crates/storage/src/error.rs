@@ -16,6 +16,9 @@ pub enum Error {
     /// A file operation failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
+    /// The function a read was given refused a chunk (see [`crate::ChunkFn`]).
+    #[error("a chunk of the read was refused")]
+    ChunkRejected,
     /// The backend is shutting down or its worker is gone.
     #[error("storage backend unavailable")]
     Unavailable,

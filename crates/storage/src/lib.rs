@@ -14,6 +14,8 @@ pub mod local;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 
-pub use blob::{BlobId, BlobStore, BlobWriter, ByteStream, DEFAULT_CHUNK};
+pub use blob::{
+    BlobId, BlobStore, BlobWriter, ByteStream, ChunkFn, ChunkRejected, DEFAULT_CHUNK, PieceStream,
+};
 pub use error::{Error, Result};
 pub use meta::{Batch, Cond, KeyRange, MetaStore, Op};

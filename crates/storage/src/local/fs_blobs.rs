@@ -15,11 +15,11 @@ use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use tokio::task::{JoinHandle, spawn_blocking};
 
-use crate::blob::{BlobId, BlobStore, BlobWriter, ByteStream};
+use crate::blob::{BlobId, BlobStore, BlobWriter, ChunkFn, PieceStream};
 use crate::{Error, Result};
 
 /// Bytes buffered by a writer before they are handed to a blocking write.
@@ -88,7 +88,14 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
-    async fn read_chunked(&self, id: &BlobId, offset: u64, len: u64, chunk: u64) -> Result<ByteStream> {
+    async fn read_mapped(
+        &self,
+        id: &BlobId,
+        offset: u64,
+        len: u64,
+        chunk: u64,
+        map: ChunkFn,
+    ) -> Result<PieceStream> {
         let chunk = chunk.max(1);
         let end = offset.saturating_add(len);
         // One handle per read in flight: each read positions its own handle, which lets it
@@ -107,22 +114,29 @@ impl BlobStore for FsBlobStore {
         let mut pos = offset;
         for file in files {
             if pos < end {
-                reads.push_back(spawn_read(file, pos, end, chunk));
+                reads.push_back(spawn_read(file, pos, end, chunk, map.clone()));
                 pos = (pos + chunk).min(end);
             }
         }
-        let stream = futures::stream::unfold((reads, pos), move |(mut reads, pos)| async move {
-            let handle = reads.pop_front()?;
-            match handle.await.map_err(io::Error::other).and_then(|r| r) {
-                Ok((bytes, file)) => {
-                    let mut next = pos;
-                    if next < end {
-                        reads.push_back(spawn_read(file, next, end, chunk));
-                        next = (next + chunk).min(end);
+        let stream = futures::stream::unfold((reads, pos), move |(mut reads, pos)| {
+            let map = map.clone();
+            async move {
+                let handle = reads.pop_front()?;
+                match handle
+                    .await
+                    .map_err(|e| Error::Io(io::Error::other(e)))
+                    .and_then(|r| r)
+                {
+                    Ok((pieces, file)) => {
+                        let mut next = pos;
+                        if next < end {
+                            reads.push_back(spawn_read(file, next, end, chunk, map));
+                            next = (next + chunk).min(end);
+                        }
+                        Some((Ok(pieces), (reads, next)))
                     }
-                    Some((Ok(bytes), (reads, next)))
+                    Err(e) => Some((Err(e), (VecDeque::new(), end))),
                 }
-                Err(e) => Some((Err(Error::Io(e)), (VecDeque::new(), end))),
             }
         });
         Ok(stream.boxed())
@@ -176,18 +190,22 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Reads `[pos, min(pos + chunk, end))` with `file`, and hands the file back for the next
-/// read; a short file is an error, never a short blob.
-fn spawn_read(mut file: File, pos: u64, end: u64, chunk: u64) -> JoinHandle<io::Result<(Bytes, File)>> {
+/// Reads `[pos, min(pos + chunk, end))` with `file` and applies `map` to it, on the same
+/// blocking thread; hands the file back for the next read. A short file is an error, never a
+/// short blob.
+type ReadDone = Result<(Vec<Bytes>, File)>;
+
+fn spawn_read(mut file: File, pos: u64, end: u64, chunk: u64, map: ChunkFn) -> JoinHandle<ReadDone> {
     spawn_blocking(move || {
         let n = (end - pos).min(chunk);
         file.seek(SeekFrom::Start(pos))?;
         let mut buf = Vec::with_capacity(usize::try_from(n).map_err(io::Error::other)?);
         (&mut file).take(n).read_to_end(&mut buf)?;
         if (buf.len() as u64) < n {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
         }
-        Ok((Bytes::from(buf), file))
+        let pieces = map(pos, BytesMut::from(Bytes::from(buf))).map_err(|_| Error::ChunkRejected)?;
+        Ok((pieces, file))
     })
 }
 
