@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use coffer_crypto::TAG_LEN;
 use coffer_crypto::segments::Opener;
 use coffer_storage::{BlobId, BlobStore, ChunkRejected};
 use futures::{StreamExt, TryStreamExt};
@@ -73,7 +74,7 @@ pub(crate) async fn from_blob(blobs: &dyn BlobStore, id: &BlobId, read: SealedRe
         len,
     } = read;
     let (opener, blob) = (Arc::new(opener), Arc::<str>::from(id.as_str()));
-    let sealed_seg = opener.sealed_segment_len(0).max(1);
+    let sealed_seg = u64::from(opener.header().segment_size).max(1) + TAG_LEN as u64;
     let open = {
         let blob = blob.clone();
         move |offset: u64, bytes: BytesMut| {

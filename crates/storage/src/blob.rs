@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::Result;
 
@@ -102,13 +102,8 @@ pub trait BlobStore: Send + Sync + 'static {
             )
             .await?;
         Ok(pieces
-            .flat_map(|r| {
-                let items: Vec<Result<Bytes>> = match r {
-                    Ok(v) => v.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                futures::stream::iter(items)
-            })
+            .map_ok(|v| futures::stream::iter(v.into_iter().map(Ok)))
+            .try_flatten()
             .boxed())
     }
 
