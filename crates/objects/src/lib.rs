@@ -106,6 +106,11 @@ impl Store {
             .await
     }
 
+    /// Returns once the blobs retired so far are deleted.
+    pub async fn settled(&self) {
+        self.leases.settled().await;
+    }
+
     pub fn region(&self) -> &str {
         &self.region
     }

@@ -201,7 +201,7 @@ impl Store {
                     staged.into_committed();
                     if let Some(old) = current {
                         let old: PartRecord = serde_json::from_slice(&old)?;
-                        self.leases.retire(BlobId::parse(&old.blob)).await;
+                        self.leases.retire(BlobId::parse(&old.blob));
                     }
                     return Ok(record.into());
                 }
@@ -332,8 +332,7 @@ impl Store {
             .await?;
         // Parts uploaded but not named in the request are dropped.
         self.leases
-            .retire(by_number.values().filter_map(|p| BlobId::parse(&p.blob)))
-            .await;
+            .retire(by_number.values().filter_map(|p| BlobId::parse(&p.blob)));
         Ok(info)
     }
 
@@ -352,8 +351,7 @@ impl Store {
         }
         self.meta.commit(b).await?;
         self.leases
-            .retire(parts.iter().filter_map(|p| BlobId::parse(&p.blob)))
-            .await;
+            .retire(parts.iter().filter_map(|p| BlobId::parse(&p.blob)));
         Ok(())
     }
 

@@ -170,7 +170,7 @@ impl Store {
             match self.meta.commit(b).await {
                 Ok(()) => {
                     if let Some(old) = current_record {
-                        self.leases.retire(blob_ids(&old.pieces)).await;
+                        self.leases.retire(blob_ids(&old.pieces));
                     }
                     return Ok(ObjectInfo::from_record(key, record));
                 }
@@ -243,7 +243,7 @@ impl Store {
                 .delete(OBJECTS, okey.clone());
             match self.meta.commit(b).await {
                 Ok(()) => {
-                    self.leases.retire(blob_ids(&record.pieces)).await;
+                    self.leases.retire(blob_ids(&record.pieces));
                     return Ok(DeleteOutcome::Deleted);
                 }
                 Err(coffer_storage::Error::Conflict) => continue,

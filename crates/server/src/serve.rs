@@ -129,7 +129,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let control = coffer_api_control::router(coffer_api_control::ControlState {
         iam,
         kms: kms.clone(),
-        store,
+        store: store.clone(),
         region: cfg.region.clone(),
         public_url: control_endpoint.clone(),
     });
@@ -156,6 +156,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new connections; in-flight requests finish");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(s3_task, control_task);
+    // Blobs retired by the last requests: deleted now rather than swept at the next start.
+    store.settled().await;
     tracing::info!("stopped");
     Ok(())
 }
