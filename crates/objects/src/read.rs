@@ -261,10 +261,9 @@ impl Span {
 }
 
 fn hex_array<const N: usize>(s: &str) -> Result<[u8; N]> {
-    hex::decode(s)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| Error::Corrupt("piece seal".into()))
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).map_err(|_| Error::Corrupt("piece seal".into()))?;
+    Ok(out)
 }
 
 #[cfg(test)]
