@@ -18,6 +18,7 @@ use crate::DataOp;
 use crate::bucket::BucketInfo;
 use crate::digests::BodyDigests;
 use crate::error::BodyError;
+use crate::leases::Leases;
 use crate::records::PieceSeal;
 use crate::{Error, Result, Store};
 
@@ -55,7 +56,7 @@ pub struct Staged {
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
     /// How the blob is sealed (encrypted buckets).
     pub(crate) seal: Option<PieceSeal>,
-    blobs: Arc<dyn BlobStore>,
+    leases: Arc<Leases>,
     committed: bool,
 }
 
@@ -113,19 +114,11 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        let StagedBytes::Blob(id) = &self.bytes else {
-            return;
-        };
-        if self.committed {
-            return;
-        }
-        let (blobs, id) = (self.blobs.clone(), id.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = blobs.delete(&id).await {
-                    tracing::warn!(blob = %id, error = %e, "discarding a staged blob failed; the next start sweeps it");
-                }
-            });
+        if let StagedBytes::Blob(id) = &self.bytes
+            && !self.committed
+        {
+            // No record points to it, and no reader can have leased it.
+            self.leases.retire([id.clone()]);
         }
     }
 }
@@ -201,7 +194,7 @@ impl Store {
             md5,
             checksums,
             seal,
-            blobs: self.blobs.clone(),
+            leases: self.leases.clone(),
             committed: false,
         })
     }

@@ -62,7 +62,8 @@ impl Leases {
         }
     }
 
-    /// Deletes blobs no committed record points to any more: now, or when their last reader ends.
+    /// Deletes blobs no committed record points to any more (or never did: a staged body
+    /// dropped without its commit): now, or when their last reader ends.
     pub fn retire(self: &Arc<Self>, ids: impl IntoIterator<Item = BlobId>) {
         let mut now = Vec::new();
         {

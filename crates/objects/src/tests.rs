@@ -67,10 +67,8 @@ async fn get(f: &Fixture, b: &BucketInfo, key: &str, range: Option<ByteRange>) -
 }
 
 async fn blob_count(f: &Fixture) -> usize {
-    // Retired blobs are deleted by background tasks: wait for those. A dropped staged body's
-    // blob is deleted by a task that is not counted; give it a moment.
+    // Retired blobs, and those of dropped staged bodies, are deleted by background tasks.
     f.store.settled().await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     f.blobs.list().await.unwrap().len()
 }
 
