@@ -9,10 +9,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use coffer_crypto::ChecksumAlgorithm;
-use coffer_storage::{BlobId, BlobStore, BlobWriter};
+use coffer_storage::{BlobId, BlobStore, BlobWriter, ChunkRejected, WriteMap};
 use futures::{Stream, StreamExt};
 
-use coffer_crypto::segments::{SEGMENT_SIZE, Sealer, SegmentHeader};
+use coffer_crypto::TAG_LEN;
+use coffer_crypto::segments::{HEADER_LEN, SEGMENT_SIZE, Sealer, SegmentHeader};
 
 use crate::DataOp;
 use crate::bucket::BucketInfo;
@@ -131,19 +132,22 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, BodyError>> + Send,
     {
-        let mut sealer = match bucket.record.root_key {
+        let (sealing, seal) = match bucket.record.root_key {
             Some(_) => {
                 self.guard(bucket, DataOp::WriteObject).await?;
                 let dek = self.dek(bucket).await?;
-                Some(Sealer::new(&dek, SegmentHeader::random(SEGMENT_SIZE)))
+                let header = SegmentHeader::random(SEGMENT_SIZE);
+                let seal = PieceSeal {
+                    segment_size: header.segment_size,
+                    salt: hex::encode(header.salt),
+                    nonce_prefix: hex::encode(header.nonce_prefix),
+                };
+                (Some(SealMap::new(Sealer::new(&dek, header))), Some(seal))
             }
-            None => None,
+            None => (None, None),
         };
         let mut body = std::pin::pin!(body);
-        let mut writer = Sink::new(self.blobs.clone(), opts.inline);
-        if let Some(s) = &sealer {
-            writer.write(Bytes::copy_from_slice(s.header_bytes())).await?;
-        }
+        let mut writer = Sink::new(self.blobs.clone(), opts.inline, sealing);
         let mut digests = BodyDigests::new(&opts.checksums);
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
@@ -156,35 +160,11 @@ impl Store {
                 return Err(Error::IncompleteBody);
             }
             digests.update(&chunk).await?;
-            match &mut sealer {
-                Some(s) => {
-                    for segment in s.push(&chunk).map_err(|e| Error::Corrupt(e.to_string()))? {
-                        writer.write(Bytes::from(segment)).await?;
-                    }
-                }
-                None => writer.write(chunk).await?,
-            }
+            writer.write(chunk).await?;
         }
         if opts.expected_len.is_some_and(|n| size != n) {
             return Err(Error::IncompleteBody);
         }
-        let seal = match sealer {
-            Some(s) => {
-                let header =
-                    SegmentHeader::parse(s.header_bytes()).map_err(|e| Error::Corrupt(e.to_string()))?;
-                writer
-                    .write(Bytes::from(
-                        s.finish().map_err(|e| Error::Corrupt(e.to_string()))?,
-                    ))
-                    .await?;
-                Some(PieceSeal {
-                    segment_size: header.segment_size,
-                    salt: hex::encode(header.salt),
-                    nonce_prefix: hex::encode(header.nonce_prefix),
-                })
-            }
-            None => None,
-        };
         let (finished, hashed) = tokio::join!(writer.finish(), digests.finish());
         let bytes = finished?;
         let (md5, checksums) = hashed?;
@@ -200,6 +180,59 @@ impl Store {
     }
 }
 
+/// Seals a body segment by segment, by the thread that writes its blob (see [`WriteMap`]):
+/// the receive loop only hands plaintext on, and each batch is sealed while the next one is
+/// received. The first bytes out are the header.
+struct SealMap {
+    sealer: Option<Sealer>,
+    header_out: bool,
+}
+
+impl SealMap {
+    fn new(sealer: Sealer) -> Self {
+        Self {
+            sealer: Some(sealer),
+            header_out: false,
+        }
+    }
+
+    /// Seals a whole body at once (an inline one).
+    fn seal_all(mut self, chunks: Vec<Bytes>) -> Result<Bytes, ChunkRejected> {
+        let mut out = self.map(chunks)?;
+        out.extend(self.finish()?);
+        Ok(out.concat().into())
+    }
+}
+
+impl WriteMap for SealMap {
+    fn map(&mut self, chunks: Vec<Bytes>) -> Result<Vec<Bytes>, ChunkRejected> {
+        let sealer = self.sealer.as_mut().ok_or(ChunkRejected)?;
+        let mut out = Vec::with_capacity(chunks.len() + 1);
+        if !self.header_out {
+            out.push(Bytes::copy_from_slice(sealer.header_bytes()));
+            self.header_out = true;
+        }
+        for chunk in chunks {
+            out.extend(
+                sealer
+                    .push(&chunk)
+                    .map_err(|_| ChunkRejected)?
+                    .into_iter()
+                    .map(Bytes::from),
+            );
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<Bytes>, ChunkRejected> {
+        // The header, if no bytes came at all.
+        let mut out = self.map(Vec::new())?;
+        let sealer = self.sealer.take().ok_or(ChunkRejected)?;
+        out.push(sealer.finish().map_err(|_| ChunkRejected)?.into());
+        Ok(out)
+    }
+}
+
 /// Where staged bytes go: memory while they may still be kept inline, then a blob.
 enum Sink {
     Memory {
@@ -207,18 +240,29 @@ enum Sink {
         len: usize,
         limit: usize,
         blobs: Arc<dyn BlobStore>,
+        sealing: Option<SealMap>,
     },
     Blob(Box<dyn BlobWriter>),
 }
 
+// An inline body is one segment once sealed.
+const _: () = assert!(INLINE_MAX < SEGMENT_SIZE as usize);
+
 impl Sink {
-    fn new(blobs: Arc<dyn BlobStore>, inline: bool) -> Self {
-        let limit = if inline { INLINE_MAX } else { 0 };
+    fn new(blobs: Arc<dyn BlobStore>, inline: bool, sealing: Option<SealMap>) -> Self {
+        // The limit is on stored bytes: sealing adds a header and one tag.
+        let overhead = if sealing.is_some() {
+            HEADER_LEN + TAG_LEN
+        } else {
+            0
+        };
+        let limit = if inline { INLINE_MAX - overhead } else { 0 };
         Self::Memory {
             chunks: Vec::new(),
             len: 0,
             limit,
             blobs,
+            sealing,
         }
     }
 
@@ -230,8 +274,13 @@ impl Sink {
                 *len += data.len();
                 chunks.push(data);
             }
-            Self::Memory { chunks, blobs, .. } => {
-                let mut writer = blobs.create().await?;
+            Self::Memory {
+                chunks,
+                blobs,
+                sealing,
+                ..
+            } => {
+                let mut writer = create(blobs, sealing.take()).await?;
                 for c in std::mem::take(chunks) {
                     writer.write(c).await?;
                 }
@@ -245,12 +294,28 @@ impl Sink {
 
     async fn finish(self) -> Result<StagedBytes> {
         match self {
-            Self::Memory { chunks, limit, .. } if limit > 0 => {
-                Ok(StagedBytes::Inline(chunks.concat().into()))
+            Self::Memory {
+                chunks,
+                limit,
+                sealing,
+                ..
+            } if limit > 0 => {
+                let bytes = match sealing {
+                    Some(s) => s
+                        .seal_all(chunks)
+                        .map_err(|_| coffer_storage::Error::ChunkRejected)?,
+                    None => chunks.concat().into(),
+                };
+                Ok(StagedBytes::Inline(bytes))
             }
-            Self::Memory { chunks, blobs, .. } => {
+            Self::Memory {
+                chunks,
+                blobs,
+                sealing,
+                ..
+            } => {
                 // Not inline: even an empty body gets its blob.
-                let mut writer = blobs.create().await?;
+                let mut writer = create(&blobs, sealing).await?;
                 for c in chunks {
                     writer.write(c).await?;
                 }
@@ -259,6 +324,11 @@ impl Sink {
             Self::Blob(w) => finish_blob(w).await,
         }
     }
+}
+
+async fn create(blobs: &Arc<dyn BlobStore>, sealing: Option<SealMap>) -> Result<Box<dyn BlobWriter>> {
+    let map = sealing.map(|s| Box::new(s) as Box<dyn WriteMap>);
+    Ok(blobs.create_mapped(map).await?)
 }
 
 async fn finish_blob(writer: Box<dyn BlobWriter>) -> Result<StagedBytes> {

@@ -27,6 +27,18 @@ pub type ChunkFn = Arc<dyn Fn(u64, BytesMut) -> Result<Vec<Bytes>, ChunkRejected
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRejected;
 
+/// Work done on the bytes of a blob being written, by the blocking thread that writes them
+/// (sealing segments, say): the task that receives a body then only hands its bytes on, and
+/// each batch is mapped and written while the next one is received. Batches are mapped one at
+/// a time, in order.
+pub trait WriteMap: Send + 'static {
+    /// Takes the next bytes; returns what to write for them.
+    fn map(&mut self, chunks: Vec<Bytes>) -> Result<Vec<Bytes>, ChunkRejected>;
+
+    /// Called once, after the last bytes: what is left to write.
+    fn finish(&mut self) -> Result<Vec<Bytes>, ChunkRejected>;
+}
+
 /// The chunks of a read, each as the pieces a [`ChunkFn`] made of it.
 pub type PieceStream = BoxStream<'static, Result<Vec<Bytes>>>;
 
@@ -80,7 +92,13 @@ pub trait BlobWriter: Send {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts a new blob with a fresh id.
-    async fn create(&self) -> Result<Box<dyn BlobWriter>>;
+    async fn create(&self) -> Result<Box<dyn BlobWriter>> {
+        self.create_mapped(None).await
+    }
+
+    /// Like [`BlobStore::create`], with `map` applied to the written bytes where they are
+    /// written.
+    async fn create_mapped(&self, map: Option<Box<dyn WriteMap>>) -> Result<Box<dyn BlobWriter>>;
 
     /// Reads `len` bytes from `offset`. The blob is opened before this returns, so a reader
     /// keeps its bytes even if the blob is deleted while it streams. Fails with

@@ -16,8 +16,9 @@ pub enum Error {
     /// A file operation failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
-    /// The function a read was given refused a chunk (see [`crate::ChunkFn`]).
-    #[error("a chunk of the read was refused")]
+    /// The function a read or a write was given refused its bytes (see [`crate::ChunkFn`] and
+    /// [`crate::WriteMap`]).
+    #[error("a chunk was refused")]
     ChunkRejected,
     /// The backend is shutting down or its worker is gone.
     #[error("storage backend unavailable")]

@@ -15,7 +15,7 @@ pub mod local;
 pub mod contract;
 
 pub use blob::{
-    BlobId, BlobStore, BlobWriter, ByteStream, ChunkFn, ChunkRejected, DEFAULT_CHUNK, PieceStream,
+    BlobId, BlobStore, BlobWriter, ByteStream, ChunkFn, ChunkRejected, DEFAULT_CHUNK, PieceStream, WriteMap,
 };
 pub use error::{Error, Result};
 pub use meta::{Batch, Cond, KeyRange, MetaStore, Op};

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-use crate::{BlobId, BlobStore, Error};
+use crate::{BlobId, BlobStore, ChunkRejected, Error, WriteMap};
 
 /// Runs every blob contract check against a fresh, empty store.
 pub async fn blob_suite(store: Arc<dyn BlobStore>) {
     round_trip_and_ranges(&*store).await;
     empty_blob(&*store).await;
+    mapped_writes(&*store).await;
+    refused_write_leaves_nothing(&*store).await;
     abandoned_writer_leaves_nothing(&*store).await;
     missing_and_delete(&*store).await;
     reader_survives_delete(&*store).await;
@@ -70,6 +72,74 @@ async fn round_trip_and_ranges(store: &dyn BlobStore) {
         .await;
     assert!(past.is_err());
     store.delete(&id).await.unwrap();
+}
+
+/// Flips every byte's bits, ends the blob with a trailer, and refuses its bytes once it has
+/// mapped `refuse_after` of them.
+struct Flip {
+    mapped: usize,
+    refuse_after: usize,
+}
+
+const TRAILER: &[u8] = b"-the end";
+
+impl WriteMap for Flip {
+    fn map(&mut self, chunks: Vec<Bytes>) -> Result<Vec<Bytes>, ChunkRejected> {
+        let flipped: Vec<u8> = chunks.concat().iter().map(|b| !b).collect();
+        self.mapped += flipped.len();
+        if self.mapped > self.refuse_after {
+            return Err(ChunkRejected);
+        }
+        Ok(vec![flipped.into()])
+    }
+
+    fn finish(&mut self) -> Result<Vec<Bytes>, ChunkRejected> {
+        Ok(vec![Bytes::from_static(TRAILER)])
+    }
+}
+
+async fn mapped_writes(store: &dyn BlobStore) {
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let map = Flip {
+        mapped: 0,
+        refuse_after: usize::MAX,
+    };
+    let mut w = store.create_mapped(Some(Box::new(map))).await.unwrap();
+    let id = w.id().clone();
+    for c in data.chunks(100_003) {
+        w.write(Bytes::copy_from_slice(c)).await.unwrap();
+    }
+    let stored = w.finish().await.unwrap();
+    let mut want: Vec<u8> = data.iter().map(|b| !b).collect();
+    want.extend_from_slice(TRAILER);
+    assert_eq!(stored, want.len() as u64);
+    assert_eq!(read_all(store, &id, 0, stored).await, want);
+    store.delete(&id).await.unwrap();
+}
+
+async fn refused_write_leaves_nothing(store: &dyn BlobStore) {
+    let map = Flip {
+        mapped: 0,
+        refuse_after: 1 << 20,
+    };
+    let mut w = store.create_mapped(Some(Box::new(map))).await.unwrap();
+    let id = w.id().clone();
+    let mut failed = None;
+    for c in pattern(2 << 20).chunks(65_536) {
+        if let Err(e) = w.write(Bytes::copy_from_slice(c)).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let failed = match failed {
+        Some(e) => {
+            drop(w);
+            e
+        }
+        None => w.finish().await.unwrap_err(),
+    };
+    assert!(matches!(failed, Error::ChunkRejected), "{failed:?}");
+    assert!(!store.list().await.unwrap().contains(&id));
 }
 
 async fn empty_blob(store: &dyn BlobStore) {

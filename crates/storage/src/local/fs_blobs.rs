@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use tokio::task::{JoinHandle, spawn_blocking};
 
-use crate::blob::{BlobId, BlobStore, BlobWriter, ChunkFn, PieceStream};
+use crate::blob::{BlobId, BlobStore, BlobWriter, ChunkFn, PieceStream, WriteMap};
 use crate::{Error, Result};
 
 /// Bytes buffered by a writer before they are handed to a blocking write.
@@ -68,7 +68,7 @@ fn not_found_as_blob(e: io::Error) -> Error {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn create(&self) -> Result<Box<dyn BlobWriter>> {
+    async fn create_mapped(&self, map: Option<Box<dyn WriteMap>>) -> Result<Box<dyn BlobWriter>> {
         let id = BlobId::random();
         let path = self.final_path(&id);
         let path2 = path.clone();
@@ -80,6 +80,7 @@ impl BlobStore for FsBlobStore {
             path,
             dir_synced: Some(dir_synced),
             file: Some(file),
+            map,
             pending: None,
             writeback: Writeback::default(),
             chunks: Vec::new(),
@@ -216,7 +217,9 @@ struct FsBlobWriter {
     dir_synced: Option<JoinHandle<io::Result<()>>>,
     /// The file, unless a blocking write holds it.
     file: Option<File>,
-    pending: Option<JoinHandle<io::Result<File>>>,
+    /// Applied to the bytes by the blocking write, which holds it meanwhile.
+    map: Option<Box<dyn WriteMap>>,
+    pending: Option<JoinHandle<Result<Written>>>,
     writeback: Writeback,
     chunks: Vec<Bytes>,
     buffered: usize,
@@ -263,27 +266,39 @@ impl Writeback {
     }
 }
 
+/// What a blocking write hands back: the file and the map, for the next write.
+type Written = (File, Option<Box<dyn WriteMap>>);
+
 impl FsBlobWriter {
     /// Waits for the write in flight and takes the file back.
     async fn settle(&mut self) -> Result<()> {
         if let Some(handle) = self.pending.take() {
-            let file = handle.await.map_err(io::Error::other)??;
+            let (file, map) = handle.await.map_err(io::Error::other)??;
             self.writeback.kick(&file)?;
             self.file = Some(file);
+            self.map = map;
         }
         Ok(())
     }
 
-    /// Hands the buffered chunks to a blocking write that runs while the caller continues.
-    async fn flush(&mut self) -> Result<()> {
+    /// Hands the buffered chunks to a blocking write that runs while the caller continues;
+    /// `last` also writes what the map has left.
+    async fn flush(&mut self, last: bool) -> Result<()> {
         self.settle().await?;
         let mut file = self.file.take().ok_or(Error::Unavailable)?;
-        let chunks = std::mem::take(&mut self.chunks);
+        let mut map = self.map.take();
+        let mut chunks = std::mem::take(&mut self.chunks);
         self.writeback.written += self.buffered as u64;
         self.buffered = 0;
         self.pending = Some(spawn_blocking(move || {
+            if let Some(m) = &mut map {
+                chunks = m.map(chunks).map_err(|_| Error::ChunkRejected)?;
+                if last {
+                    chunks.extend(m.finish().map_err(|_| Error::ChunkRejected)?);
+                }
+            }
             write_all_vectored(&mut file, &chunks)?;
-            Ok(file)
+            Ok((file, map))
         }));
         Ok(())
     }
@@ -315,13 +330,13 @@ impl BlobWriter for FsBlobWriter {
         self.buffered += data.len();
         self.chunks.push(data);
         if self.buffered >= WRITE_BATCH {
-            self.flush().await?;
+            self.flush(false).await?;
         }
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<u64> {
-        self.flush().await?;
+        self.flush(true).await?;
         self.settle().await?;
         self.writeback.wait().await?;
         let file = self.file.take().ok_or(Error::Unavailable)?;
