@@ -3,8 +3,7 @@
 //! Blob reads come in chunks of whole sealed segments. Each chunk is opened in place by the
 //! blocking thread that read it (`BlobStore::read_mapped`), while its bytes are still in that
 //! core's cache: two reads in flight also decrypt in parallel, and opening costs no thread
-//! hand-off of its own. Each segment's plaintext goes on as a slice of the read buffer, with
-//! no copy.
+//! hand-off of its own. A chunk's plaintext goes on as one slice of its read buffer.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -18,12 +17,14 @@ use futures::{StreamExt, TryStreamExt};
 use crate::read::BodyStream;
 use crate::{Error, Result};
 
-/// Opens the whole sealed segments in `sealed`, the first of them segment `first`; returns each
-/// segment's plaintext as a slice of the same buffer. (Moving the plaintexts together into one
-/// run would cost a copy per segment: aws-lc opens within a buffer by decrypting, then moving.)
-fn open_segments(opener: &Opener, first: u64, mut sealed: BytesMut, blob: &str) -> Result<Vec<Bytes>> {
-    let mut plain = Vec::new();
-    let (mut at, mut index) = (0usize, first);
+/// Opens the whole sealed segments in `sealed`, the first of them segment `first`; returns their
+/// plaintext as one run of the same buffer, each segment moved down over the tags before it
+/// while it is still in this core's cache. One body frame per chunk, as a plain object has:
+/// with the decryption switched off, a 1 MiB GET answered in 16 frames of 64 KiB cost the
+/// server 100-140 µs more CPU than the same bytes in 2 frames, and the client 50-80 µs more
+/// (hyper flushes it in more, smaller writes). Moving the plaintext costs far less.
+fn open_segments(opener: &Opener, first: u64, mut sealed: BytesMut, blob: &str) -> Result<Bytes> {
+    let (mut at, mut index, mut plain) = (0usize, first, 0usize);
     while at < sealed.len() {
         let need = usize::try_from(opener.sealed_segment_len(index)).unwrap_or(usize::MAX);
         let end = at
@@ -37,12 +38,15 @@ fn open_segments(opener: &Opener, first: u64, mut sealed: BytesMut, blob: &str) 
                 Error::Integrity
             })?
             .len();
-        plain.push(at..at + len);
+        if at != plain {
+            sealed.copy_within(at..at + len, plain);
+        }
+        plain += len;
         at = end;
         index += 1;
     }
-    let sealed = sealed.freeze();
-    Ok(plain.into_iter().map(|r| sealed.slice(r)).collect())
+    sealed.truncate(plain);
+    Ok(sealed.freeze())
 }
 
 fn truncated(blob: &str) -> Error {
@@ -80,7 +84,9 @@ pub(crate) async fn from_blob(blobs: &dyn BlobStore, id: &BlobId, read: SealedRe
         move |offset: u64, bytes: BytesMut| {
             // Chunks start on segment boundaries: the read starts on one and takes whole ones.
             let first = segments.start + (offset - at.start) / sealed_seg;
-            open_segments(&opener, first, bytes, &blob).map_err(|_| ChunkRejected)
+            open_segments(&opener, first, bytes, &blob)
+                .map(|b| vec![b])
+                .map_err(|_| ChunkRejected)
         }
     };
     let pieces = blobs
@@ -109,7 +115,7 @@ pub(crate) fn from_inline(sealed: Bytes, read: SealedRead) -> Result<BodyStream>
         BytesMut::from(sealed),
         "inline",
     )?;
-    let plain = futures::stream::iter(plain.into_iter().map(Ok)).boxed();
+    let plain = futures::stream::iter([Ok(plain)]).boxed();
     Ok(trimmed(plain, read.skip, read.len))
 }
 
