@@ -8,16 +8,27 @@ use coffer_crypto::{AeadKey, KeyMaterial, Md5};
 const SEGMENT: usize = 64 * 1024;
 const BUF: usize = 16 << 20;
 
-/// MB/s (10^6 bytes per second) of running `f` over `BUF` bytes for about `for_at_least`.
+/// Windows a rate is measured in.
+const WINDOWS: u32 = 8;
+
+/// MB/s (10^6 bytes per second) of running `f` over `BUF` bytes for about `for_at_least`: the
+/// best of [`WINDOWS`] windows. A limit is what the core can do, and a neighbour on a shared
+/// machine only ever slows a window down (one run measured MD5 + AES-GCM at 717 MB/s over a
+/// single window, against 870-880 in the runs around it).
 fn rate(for_at_least: Duration, mut f: impl FnMut()) -> f64 {
     f();
-    let start = Instant::now();
-    let mut rounds = 0u64;
-    while start.elapsed() < for_at_least {
-        f();
-        rounds += 1;
+    let window = for_at_least / WINDOWS;
+    let mut best = 0.0f64;
+    for _ in 0..WINDOWS {
+        let start = Instant::now();
+        let mut rounds = 0u64;
+        while rounds == 0 || start.elapsed() < window {
+            f();
+            rounds += 1;
+        }
+        best = best.max((rounds * BUF as u64) as f64 / start.elapsed().as_secs_f64() / 1e6);
     }
-    (rounds * BUF as u64) as f64 / start.elapsed().as_secs_f64() / 1e6
+    best
 }
 
 pub struct Limits {
@@ -39,7 +50,7 @@ pub fn measure() -> Limits {
             let _ = key.seal_in_place(nonce, b"", seg);
         }
     };
-    let d = Duration::from_millis(800);
+    let d = Duration::from_millis(1600);
     let md5 = rate(d, || {
         let mut h = Md5::new();
         h.update(&data);

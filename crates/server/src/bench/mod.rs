@@ -56,9 +56,12 @@ pub struct BenchArgs {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// One S3 endpoint with a bucket to measure.
+/// One S3 endpoint with a bucket to measure, and a connection pool of its own: targets that
+/// shared one were measured with each other's connection state (hyper sizes its buffers to
+/// the reads it has seen).
 struct Target {
     name: &'static str,
+    http: HttpClient,
     endpoint: String,
     bucket: String,
     signer: Arc<Signer>,
@@ -153,8 +156,8 @@ impl Target {
         self.signer.presign(method, &self.endpoint, &path, 3600)
     }
 
-    async fn put(&self, http: &HttpClient, key: &str, body: Bytes) -> anyhow::Result<()> {
-        let (status, text) = send(http, Method::PUT, &self.url("PUT", key), body, &[]).await?;
+    async fn put(&self, key: &str, body: Bytes) -> anyhow::Result<()> {
+        let (status, text) = send(&self.http, Method::PUT, &self.url("PUT", key), body, &[]).await?;
         if status != 200 {
             bail!(
                 "{} PUT {key}: {status} {}",
@@ -165,8 +168,8 @@ impl Target {
         Ok(())
     }
 
-    async fn get(&self, http: &HttpClient, key: &str, expect: usize) -> anyhow::Result<()> {
-        let (status, len) = get_len(http, &self.url("GET", key)).await?;
+    async fn get(&self, key: &str, expect: usize) -> anyhow::Result<()> {
+        let (status, len) = get_len(&self.http, &self.url("GET", key)).await?;
         if status != 200 || len != expect {
             bail!("{} GET {key}: {status}, {len} bytes", self.name);
         }
@@ -202,7 +205,6 @@ const TURN: Duration = Duration::from_millis(50);
 /// every target meets the same moments of a shared machine; in slices of seconds, the
 /// per-round encrypted/plain ratios of one row of one run spread from 0.70 to 1.18.
 async fn stream(
-    http: &HttpClient,
     targets: &[Arc<Target>],
     size: usize,
     seconds: f64,
@@ -229,11 +231,11 @@ async fn stream(
                     let n = done[i];
                     if op == "PUT" {
                         targets[i]
-                            .put(http, &format!("s{size}-{}", n % keys), body.clone())
+                            .put(&format!("s{size}-{}", n % keys), body.clone())
                             .await?;
                     } else {
                         targets[i]
-                            .get(http, &format!("s{size}-{}", n % written[i].max(1)), size)
+                            .get(&format!("s{size}-{}", n % written[i].max(1)), size)
                             .await?;
                     }
                     done[i] += 1;
@@ -261,12 +263,7 @@ async fn stream(
 }
 
 /// 4 KiB PUTs then GETs with `concurrency` requests in flight: operations per second.
-async fn small(
-    http: &HttpClient,
-    t: &Arc<Target>,
-    seconds: f64,
-    concurrency: usize,
-) -> anyhow::Result<(f64, f64)> {
+async fn small(t: &Arc<Target>, seconds: f64, concurrency: usize) -> anyhow::Result<(f64, f64)> {
     let body = Bytes::from(vec![0x3cu8; 4096]);
     // Each worker writes its own keys, then reads back the ones it wrote.
     let mut written = vec![0u64; concurrency];
@@ -276,15 +273,14 @@ async fn small(
         let start = Instant::now();
         let mut tasks = Vec::new();
         for (w, &have) in written.iter().enumerate() {
-            let (http, t, body, pb) = (http.clone(), t.clone(), body.clone(), pb.clone());
+            let (t, body, pb) = (t.clone(), body.clone(), pb.clone());
             tasks.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while start.elapsed().as_secs_f64() < seconds {
                     if op == "PUT" {
-                        t.put(&http, &format!("k4-{w}-{}", n % 256), body.clone()).await?;
+                        t.put(&format!("k4-{w}-{}", n % 256), body.clone()).await?;
                     } else {
-                        t.get(&http, &format!("k4-{w}-{}", n % have.clamp(1, 256)), 4096)
-                            .await?;
+                        t.get(&format!("k4-{w}-{}", n % have.clamp(1, 256)), 4096).await?;
                     }
                     n += 1;
                     pb.inc(1);
@@ -365,6 +361,7 @@ async fn setup(
     let suffix = hex::encode(coffer_crypto::random_bytes(4));
     let make = |name: &'static str, bucket: String| Target {
         name,
+        http: client(),
         endpoint: endpoint.clone(),
         bucket,
         signer: signer.clone(),
@@ -409,6 +406,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(peer) = &args.peer {
         let t = Target {
             name: "peer",
+            http: client(),
             endpoint: peer.clone(),
             bucket: format!("bench-peer-{}", hex::encode(coffer_crypto::random_bytes(4))),
             signer: Arc::new(Signer {
@@ -458,15 +456,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for round in 0..rounds {
         for &(size, row) in sizes.iter().filter(|(s, _)| args.sizes.iter().any(|a| a == s)) {
             let results = match size {
-                "64m" => stream(&http, &targets, 64 << 20, slice, 2).await?,
-                "1m" => stream(&http, &targets, 1 << 20, slice, 16).await?,
+                "64m" => stream(&targets, 64 << 20, slice, 2).await?,
+                "1m" => stream(&targets, 1 << 20, slice, 16).await?,
                 _ => {
                     // Concurrent requests cannot take turns one by one: each target gets a
                     // slice of its own, the first rotating from round to round.
                     let mut r = vec![(0.0, 0.0); targets.len()];
                     for k in 0..targets.len() {
                         let i = (k + round) % targets.len();
-                        r[i] = small(&http, &targets[i], slice, args.concurrency).await?;
+                        r[i] = small(&targets[i], slice, args.concurrency).await?;
                     }
                     r
                 }
