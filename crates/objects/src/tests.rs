@@ -549,3 +549,43 @@ async fn small_objects_live_in_their_record() {
         Err(Error::NoSuchKey)
     ));
 }
+
+/// The nice values of this process's threads named `prefix*`.
+fn thread_nices(prefix: &str) -> Vec<i32> {
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ...`: the nice value is the 19th field, the 16th after the comm.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if stat[open + 1..close].starts_with(prefix) {
+            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+            nices.push(fields[16].parse().unwrap());
+        }
+    }
+    nices
+}
+
+#[tokio::test]
+async fn hashing_threads_run_ahead_when_the_process_may_raise_priorities() {
+    // A body past the inline limit starts the hashing threads.
+    let mut d = digests::BodyDigests::new(&[]);
+    d.update(&Bytes::from(vec![7u8; 1 << 20])).await.unwrap();
+    d.finish().await.unwrap();
+    // Whether this process may raise a thread's priority, asked of a scratch thread.
+    let may = std::thread::spawn(|| rustix::process::setpriority_process(None, digests::HASH_NICE).is_ok())
+        .join()
+        .unwrap();
+    let want = if may { digests::HASH_NICE } else { 0 };
+    // Each thread sets its own priority as it starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let nices = thread_nices("coffer-hash");
+        if !nices.is_empty() && nices.iter().all(|&n| n == want) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{nices:?}, want {want}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
