@@ -469,9 +469,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "1m" => stream(&targets, 1 << 20, slice, 16).await?,
                 _ => {
                     // Concurrent requests cannot take turns one by one: each target gets a
-                    // slice of its own.
+                    // slice of its own, the peer last. With 5 rounds, a peer first would
+                    // precede one coffer bucket 3 times and the other 2, and its PUTs leave
+                    // the most dirty pages behind.
                     let mut r = vec![(0.0, 0.0); targets.len()];
-                    for i in order(targets.len(), round) {
+                    let mut slices = order(targets.len(), round);
+                    slices.rotate_left(targets.len() - 2);
+                    for i in slices {
                         r[i] = small(&targets[i], slice, args.concurrency).await?;
                     }
                     r
