@@ -1,5 +1,7 @@
 //! Buckets: naming rules, location constraints, create, look up, list, delete.
 
+use std::sync::Arc;
+
 use coffer_storage::{Batch, KeyRange};
 
 use crate::records::BUCKET_KEYS;
@@ -18,10 +20,11 @@ pub struct Owner {
 /// A bucket as callers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
-    pub(crate) record: BucketRecord,
+    /// Shared: every request clones its bucket, and the record is never changed in place.
+    pub(crate) record: Arc<BucketRecord>,
     /// The record's stored bytes: writes into the bucket are conditioned on them, so that
     /// nothing lands in a bucket that was deleted (or deleted and created again) meanwhile.
-    pub(crate) raw: Vec<u8>,
+    pub(crate) raw: Arc<Vec<u8>>,
 }
 
 impl BucketInfo {
@@ -126,7 +129,10 @@ impl Store {
             b.put(BUCKET_KEYS, record.id.as_str(), serde_json::to_vec(&dek)?);
         }
         match self.meta.commit(b).await {
-            Ok(()) => Ok(BucketInfo { record, raw }),
+            Ok(()) => Ok(BucketInfo {
+                record: Arc::new(record),
+                raw: Arc::new(raw),
+            }),
             Err(coffer_storage::Error::Conflict) => {
                 let existing = self.bucket(name).await?;
                 // Taken meanwhile: undo the registration unless the winner uses the same key.
@@ -157,8 +163,8 @@ impl Store {
             .await?
             .ok_or(Error::NoSuchBucket)?;
         Ok(BucketInfo {
-            record: serde_json::from_slice(&raw)?,
-            raw,
+            record: Arc::new(serde_json::from_slice(&raw)?),
+            raw: Arc::new(raw),
         })
     }
 
@@ -189,7 +195,7 @@ impl Store {
     pub async fn delete_bucket(&self, bucket: &BucketInfo) -> Result<()> {
         let r = &bucket.record;
         let mut b = Batch::new();
-        b.expect_value(BUCKETS, r.name.as_str(), bucket.raw.clone())
+        b.expect_value(BUCKETS, r.name.as_str(), bucket.raw.to_vec())
             .expect_no_prefix(OBJECTS, bucket_prefix(&r.id))
             .delete(BUCKETS, r.name.as_str())
             .delete(BUCKETS_BY_INSTANCE, by_instance_key(&r.instance_id, &r.name))

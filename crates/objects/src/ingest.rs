@@ -137,11 +137,7 @@ impl Store {
                 self.guard(bucket, DataOp::WriteObject).await?;
                 let dek = self.dek(bucket).await?;
                 let header = SegmentHeader::random(SEGMENT_SIZE);
-                let seal = PieceSeal {
-                    segment_size: header.segment_size,
-                    salt: hex::encode(header.salt),
-                    nonce_prefix: hex::encode(header.nonce_prefix),
-                };
+                let seal = PieceSeal::from(&header);
                 (Some(SealMap::new(Sealer::new(&dek, header))), Some(seal))
             }
             None => (None, None),

@@ -125,7 +125,7 @@ impl Store {
         b.expect_value(
             crate::records::BUCKETS,
             bucket.record.name.as_str(),
-            bucket.raw.clone(),
+            bucket.raw.to_vec(),
         )
         .put(
             UPLOADS,
@@ -182,7 +182,7 @@ impl Store {
                 .iter()
                 .map(|(a, v)| (a.name().to_owned(), v.clone()))
                 .collect(),
-            seal: staged.seal.clone(),
+            seal: staged.seal,
         };
         let pkey = part_key(upload_id, number);
         let value = serde_json::to_vec(&record)?;
@@ -316,7 +316,7 @@ impl Store {
                     size: p.size,
                     etag: Some(p.etag.clone()),
                     checksums: p.checksums.clone(),
-                    seal: p.seal.clone(),
+                    seal: p.seal,
                 })
                 .collect(),
         };

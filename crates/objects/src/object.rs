@@ -131,7 +131,7 @@ impl Store {
     /// After a conflict: the bucket is gone (or replaced) unless its record is unchanged.
     pub(crate) async fn ensure_bucket_unchanged(&self, bucket: &BucketInfo) -> Result<()> {
         match self.meta.get(BUCKETS, bucket.record.name.as_bytes()).await? {
-            Some(raw) if raw == bucket.raw => Ok(()),
+            Some(raw) if raw == *bucket.raw => Ok(()),
             _ => Err(Error::NoSuchBucket),
         }
     }
@@ -162,7 +162,7 @@ impl Store {
                 _ => {}
             }
             let mut b = Batch::new();
-            b.expect_value(BUCKETS, bucket.record.name.as_str(), bucket.raw.clone())
+            b.expect_value(BUCKETS, bucket.record.name.as_str(), bucket.raw.to_vec())
                 .expect(OBJECTS, okey.clone(), current.clone())
                 .put(OBJECTS, okey.clone(), value.clone());
             b.conds.extend(extra.conds.iter().cloned());
@@ -220,7 +220,7 @@ impl Store {
                 size: staged.size,
                 etag: None,
                 checksums: BTreeMap::new(),
-                seal: staged.seal.clone(),
+                seal: staged.seal,
             }],
         };
         let info = self

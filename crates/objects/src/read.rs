@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Buf, Bytes};
 use coffer_crypto::KeyMaterial;
 use coffer_crypto::TAG_LEN;
-use coffer_crypto::segments::{Opener, SegmentHeader};
+use coffer_crypto::segments::Opener;
 use coffer_storage::{BlobId, DEFAULT_CHUNK};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -139,7 +139,7 @@ impl Store {
                     stored,
                     piece_len: p.size,
                     range: lo - start..hi - start,
-                    seal: p.seal.clone(),
+                    seal: p.seal,
                 });
             }
             start = end;
@@ -227,11 +227,7 @@ impl Span {
             return Ok(raw.map_err(Error::from).boxed());
         };
         let dek = dek.ok_or(Error::KmsUnavailable)?;
-        let header = SegmentHeader {
-            segment_size: seal.segment_size,
-            salt: hex_array(&seal.salt)?,
-            nonce_prefix: hex_array(&seal.nonce_prefix)?,
-        };
+        let header = seal.header();
         let (segments, at) = header.locate(&self.range, self.piece_len);
         let skip =
             usize::try_from(self.range.start - segments.start * u64::from(seal.segment_size)).unwrap_or(0);
@@ -258,12 +254,6 @@ impl Span {
             }
         }
     }
-}
-
-fn hex_array<const N: usize>(s: &str) -> Result<[u8; N]> {
-    let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).map_err(|_| Error::Corrupt("piece seal".into()))?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use coffer_crypto::segments::{PREFIX_LEN, SALT_LEN, SegmentHeader};
 use serde::{Deserialize, Serialize};
 
 use crate::object::ObjectAttrs;
@@ -52,14 +53,63 @@ pub struct WrappedDek {
     pub updated_ms: i64,
 }
 
-/// How a piece is sealed at rest (`coffer_crypto::segments`); absent for plain buckets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a piece is sealed at rest (`coffer_crypto::segments`); absent for plain buckets. The
+/// byte fields are hex in the record, and arrays here: a GET reads them straight into the
+/// segment header, without a string to allocate, clone and decode on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PieceSeal {
     pub segment_size: u32,
-    /// Hex.
-    pub salt: String,
-    /// Hex.
-    pub nonce_prefix: String,
+    #[serde(with = "hex_array")]
+    pub salt: [u8; SALT_LEN],
+    #[serde(with = "hex_array")]
+    pub nonce_prefix: [u8; PREFIX_LEN],
+}
+
+impl PieceSeal {
+    pub fn header(&self) -> SegmentHeader {
+        SegmentHeader {
+            segment_size: self.segment_size,
+            salt: self.salt,
+            nonce_prefix: self.nonce_prefix,
+        }
+    }
+}
+
+impl From<&SegmentHeader> for PieceSeal {
+    fn from(h: &SegmentHeader) -> Self {
+        Self {
+            segment_size: h.segment_size,
+            salt: h.salt,
+            nonce_prefix: h.nonce_prefix,
+        }
+    }
+}
+
+/// A byte array as a hex string.
+mod hex_array {
+    use serde::de::{Deserializer, Error, Visitor};
+    use serde::ser::Serializer;
+
+    pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        struct Hex<const N: usize>;
+        impl<const N: usize> Visitor<'_> for Hex<N> {
+            type Value = [u8; N];
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "{N} bytes in hex")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<[u8; N], E> {
+                let mut out = [0u8; N];
+                hex::decode_to_slice(v, &mut out)
+                    .map_err(|_| E::custom(format_args!("expected {N} bytes in hex")))?;
+                Ok(out)
+            }
+        }
+        d.deserialize_str(Hex::<N>)
+    }
 }
 
 /// One stored piece of an object: a blob holding `size` bytes of the object, or (a small
@@ -152,4 +202,32 @@ pub fn parts_prefix(upload_id: &str) -> Vec<u8> {
 
 pub fn by_instance_key(instance_id: &str, name: &str) -> Vec<u8> {
     format!("{instance_id}/{name}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_piece_seal_is_hex_in_the_record() {
+        let seal = PieceSeal {
+            segment_size: 65536,
+            salt: [0xab; SALT_LEN],
+            nonce_prefix: [1, 2, 3, 4, 5, 6, 0xff],
+        };
+        let json = serde_json::to_string(&seal).unwrap();
+        let salt = "ab".repeat(SALT_LEN);
+        assert_eq!(
+            json,
+            format!(r#"{{"segment_size":65536,"salt":"{salt}","nonce_prefix":"010203040506ff"}}"#)
+        );
+        assert_eq!(serde_json::from_str::<PieceSeal>(&json).unwrap(), seal);
+        // Escaped strings reach the visitor as owned strings; uppercase hex is hex too.
+        let escaped = json.replace("010203040506ff", r"\u003010203040506FF");
+        assert_eq!(serde_json::from_str::<PieceSeal>(&escaped).unwrap(), seal);
+        for bad in ["0102030405", "010203040506fg", "010203040506ff00"] {
+            let wrong = json.replace("010203040506ff", bad);
+            assert!(serde_json::from_str::<PieceSeal>(&wrong).is_err(), "{bad}");
+        }
+    }
 }
