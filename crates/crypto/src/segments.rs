@@ -13,6 +13,7 @@
 //! failing. A range read opens only the segments it needs.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::CryptoError;
 use crate::aead::{AeadKey, KeyMaterial, NONCE_LEN, TAG_LEN};
@@ -87,8 +88,13 @@ impl SegmentHeader {
         })
     }
 
-    fn object_key(&self, dek: &KeyMaterial) -> AeadKey {
-        AeadKey::new(&hkdf_sha256(dek, &self.salt, b"coffer object key v1"))
+    /// The key of the object this header begins: derived from the bucket's DEK and the salt.
+    pub fn object_key(&self, dek: &KeyMaterial) -> ObjectKey {
+        ObjectKey(AeadKey::new(&hkdf_sha256(
+            dek,
+            &self.salt,
+            b"coffer object key v1",
+        )))
     }
 
     fn nonce(&self, index: u32, last: bool) -> [u8; NONCE_LEN] {
@@ -131,6 +137,10 @@ impl SegmentHeader {
     }
 }
 
+/// An object's AES-256-GCM key, derived once and shared by the readers of that object.
+#[derive(Debug)]
+pub struct ObjectKey(AeadKey);
+
 /// Seals a plaintext stream segment by segment.
 pub struct Sealer {
     header: SegmentHeader,
@@ -143,7 +153,7 @@ pub struct Sealer {
 impl Sealer {
     pub fn new(dek: &KeyMaterial, header: SegmentHeader) -> Self {
         Self {
-            key: header.object_key(dek),
+            key: header.object_key(dek).0,
             header_bytes: header.to_bytes(),
             buf: Vec::with_capacity(header.segment_size as usize + TAG_LEN),
             header,
@@ -193,15 +203,21 @@ impl Sealer {
 pub struct Opener {
     header: SegmentHeader,
     header_bytes: [u8; HEADER_LEN],
-    key: AeadKey,
+    key: Arc<ObjectKey>,
     len: u64,
 }
 
 impl Opener {
     /// `len` is the plaintext length the metadata records.
     pub fn new(dek: &KeyMaterial, header: SegmentHeader, len: u64) -> Self {
+        Self::with_key(Arc::new(header.object_key(dek)), header, len)
+    }
+
+    /// An opener with the object's key already derived (by `header.object_key` from the
+    /// bucket's DEK: a key derived from anything else opens nothing).
+    pub fn with_key(key: Arc<ObjectKey>, header: SegmentHeader, len: u64) -> Self {
         Self {
-            key: header.object_key(dek),
+            key,
             header_bytes: header.to_bytes(),
             header,
             len,
@@ -214,6 +230,7 @@ impl Opener {
         let last = index + 1 == self.header.segments(self.len);
         let idx = u32::try_from(index).map_err(|_| CryptoError::Decrypt)?;
         self.key
+            .0
             .open_in_place(self.header.nonce(idx, last), &self.header_bytes, sealed)
     }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use coffer_crypto::KeyMaterial;
+use coffer_crypto::segments::{ObjectKey, SALT_LEN, SegmentHeader};
 use coffer_iam::{Crn, Principal, ServiceKind};
 use coffer_kms::{EventKind, EventSubscriber, KeyEvent, KeyState, Kms, KmsError, RegistrationInput};
 use coffer_storage::{Batch, MetaStore};
@@ -72,8 +73,48 @@ impl From<KeyState> for KeyAccess {
 pub(crate) struct Encryption {
     kms: Kms,
     meta: Arc<dyn MetaStore>,
-    deks: Mutex<HashMap<String, Arc<KeyMaterial>>>,
+    deks: Mutex<HashMap<String, Arc<BucketKeys>>>,
     states: Mutex<StateCache>,
+}
+
+/// An encrypted bucket's unwrapped DEK, and the keys of the objects read lately. Dropping it
+/// (disable, delete) drops them all; the DEK is zeroized.
+pub(crate) struct BucketKeys {
+    dek: KeyMaterial,
+    /// Object salt → key. Deriving a key (HKDF, then the AES key schedule) cost a 4 KiB GET
+    /// about as much as opening its bytes: with this cache an encrypted bucket answered 0.91-0.92
+    /// as many GET 4 KiB as a plain one, against 0.88-0.90 without (interleaved runs).
+    objects: Mutex<HashMap<[u8; SALT_LEN], Arc<ObjectKey>>>,
+}
+
+/// Object keys kept per bucket; past this the cache starts over. A key is a few hundred bytes.
+const OBJECT_KEYS: usize = 4096;
+
+impl BucketKeys {
+    pub(crate) fn new(dek: KeyMaterial) -> Arc<Self> {
+        Arc::new(Self {
+            dek,
+            objects: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn dek(&self) -> &KeyMaterial {
+        &self.dek
+    }
+
+    /// The key of the object `header` begins, derived once while the object is being read.
+    pub(crate) fn object_key(&self, header: &SegmentHeader) -> Arc<ObjectKey> {
+        if let Some(k) = lock(&self.objects).get(&header.salt) {
+            return k.clone();
+        }
+        let key = Arc::new(header.object_key(&self.dek));
+        let mut keys = lock(&self.objects);
+        if keys.len() >= OBJECT_KEYS {
+            keys.clear();
+        }
+        keys.insert(header.salt, key.clone());
+        key
+    }
 }
 
 /// Key states read from the KMS. An event empties a key's entry (the next request asks the KMS
@@ -218,8 +259,8 @@ impl Encryption {
             )
             .await
             .map_err(|_| Error::KeyCrnNotFound)?;
-        let dek = Arc::new(KeyMaterial::from_slice(&dek).map_err(|_| Error::KeyCrnNotFound)?);
-        lock(&self.deks).insert(bucket.id.clone(), dek);
+        let dek = KeyMaterial::from_slice(&dek).map_err(|_| Error::KeyCrnNotFound)?;
+        lock(&self.deks).insert(bucket.id.clone(), BucketKeys::new(dek));
         Ok(WrappedDek {
             ciphertext: wrapped.ciphertext,
             key_version: wrapped.key_version,
@@ -289,7 +330,7 @@ impl Encryption {
     }
 
     /// The bucket's DEK, unwrapped once and then cached.
-    pub(crate) async fn dek(&self, bucket: &BucketRecord) -> Result<Arc<KeyMaterial>> {
+    pub(crate) async fn dek(&self, bucket: &BucketRecord) -> Result<Arc<BucketKeys>> {
         if let Some(d) = lock(&self.deks).get(&bucket.id).cloned() {
             return Ok(d);
         }
@@ -319,7 +360,7 @@ impl Encryption {
                 KmsError::Conflict { .. } => Error::KeyUnusable(KeyAccess::Suspended),
                 e => Error::Corrupt(format!("unwrapping the bucket key: {e}")),
             })?;
-        let dek = Arc::new(
+        let dek = BucketKeys::new(
             KeyMaterial::from_slice(&Zeroizing::new(u.plaintext.to_vec()))
                 .map_err(|e| Error::Corrupt(e.to_string()))?,
         );

@@ -566,3 +566,28 @@ async fn small_objects_are_sealed_inline_in_their_record() {
     .await;
     assert!(matches!(f.get(&b, "k4096", None).await, Err(Error::Integrity)));
 }
+
+/// A bucket derives an object's key once and hands the same key to every reader of it; the
+/// key opens what was sealed under the DEK, and another object's key does not.
+#[test]
+fn object_keys_are_derived_once_per_object() {
+    use coffer_crypto::KeyMaterial;
+    use coffer_crypto::segments::{Opener, SEGMENT_SIZE, Sealer, SegmentHeader};
+
+    let keys = crate::encryption::BucketKeys::new(KeyMaterial::generate());
+    let (a, b) = (
+        SegmentHeader::random(SEGMENT_SIZE),
+        SegmentHeader::random(SEGMENT_SIZE),
+    );
+    assert!(Arc::ptr_eq(&keys.object_key(&a), &keys.object_key(&a)));
+    assert!(!Arc::ptr_eq(&keys.object_key(&a), &keys.object_key(&b)));
+    let mut sealer = Sealer::new(keys.dek(), a.clone());
+    assert!(sealer.push(b"a pattern to find").unwrap().is_empty());
+    let sealed = sealer.finish().unwrap();
+    for (key, opens) in [(keys.object_key(&a), true), (keys.object_key(&b), false)] {
+        let opener = Opener::with_key(key, a.clone(), 17);
+        let mut bytes = sealed.clone();
+        let got = opener.open(0, &mut bytes).map(|p| p.to_vec());
+        assert_eq!(got.ok().as_deref() == Some(&b"a pattern to find"[..]), opens);
+    }
+}

@@ -138,7 +138,7 @@ impl Store {
                 let dek = self.dek(bucket).await?;
                 let header = SegmentHeader::random(SEGMENT_SIZE);
                 let seal = PieceSeal::from(&header);
-                (Some(SealMap::new(Sealer::new(&dek, header))), Some(seal))
+                (Some(SealMap::new(Sealer::new(dek.dek(), header))), Some(seal))
             }
             None => (None, None),
         };

@@ -98,7 +98,7 @@ impl Store {
         }
     }
 
-    pub(crate) async fn dek(&self, bucket: &BucketInfo) -> Result<Arc<coffer_crypto::KeyMaterial>> {
+    pub(crate) async fn dek(&self, bucket: &BucketInfo) -> Result<Arc<encryption::BucketKeys>> {
         self.encryption
             .as_ref()
             .ok_or(Error::KmsUnavailable)?

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Buf, Bytes};
-use coffer_crypto::KeyMaterial;
 use coffer_crypto::TAG_LEN;
 use coffer_crypto::segments::Opener;
 use coffer_storage::{BlobId, DEFAULT_CHUNK};
@@ -14,6 +13,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::bucket::BucketInfo;
+use crate::encryption::BucketKeys;
 use crate::leases::Lease;
 use crate::object::ObjectInfo;
 use crate::precondition::Preconditions;
@@ -116,7 +116,7 @@ impl Store {
         pieces: &[Piece],
         range: Range<u64>,
         lease: Lease,
-        dek: Option<Arc<KeyMaterial>>,
+        dek: Option<Arc<BucketKeys>>,
     ) -> Result<BodyStream> {
         let mut spans = Vec::new();
         let mut start = 0u64;
@@ -212,7 +212,7 @@ impl Span {
     async fn open(
         self,
         blobs: &dyn coffer_storage::BlobStore,
-        dek: Option<&KeyMaterial>,
+        dek: Option<&BucketKeys>,
     ) -> Result<BodyStream> {
         let Some(seal) = self.seal else {
             let raw = self
@@ -236,7 +236,7 @@ impl Span {
         let sealed_seg = u64::from(seal.segment_size) + TAG_LEN as u64;
         let chunk = (DEFAULT_CHUNK / u64::from(seal.segment_size)).max(1) * sealed_seg;
         let read = crate::decrypt::SealedRead {
-            opener: Opener::new(dek, header, self.piece_len),
+            opener: Opener::with_key(dek.object_key(&header), header, self.piece_len),
             segments,
             at: at.clone(),
             chunk,
