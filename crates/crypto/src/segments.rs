@@ -120,10 +120,11 @@ impl SegmentHeader {
     }
 
     /// The segments holding plaintext `range` of an object of `len` bytes, and the byte range
-    /// they occupy at rest.
+    /// they occupy at rest. An empty range gets the one segment it is in; at the very end of an
+    /// object that fills its last segment, that is the last segment, not one past it.
     pub fn locate(&self, range: &Range<u64>, len: u64) -> (Range<u64>, Range<u64>) {
         let seg = self.seg();
-        let first = range.start / seg;
+        let first = (range.start / seg).min(self.segments(len) - 1);
         let last = if range.end > range.start {
             (range.end - 1) / seg
         } else {

@@ -113,6 +113,23 @@ fn every_tampering_is_detected() {
     assert!(open_range(&KeyMaterial::generate(), &blob, len, 0..len).is_err());
 }
 
+/// An empty range at the end of an object that fills its last segment is in that segment (it
+/// was located one segment past it, which does not exist, and failed to open).
+#[test]
+fn an_empty_range_at_the_very_end_reads_nothing() {
+    let dek = KeyMaterial::generate();
+    for n in [SEG as usize, 2 * SEG as usize, 0] {
+        let header = SegmentHeader::random(SEG);
+        let blob = seal_all(&dek, &header, &data(n), 300);
+        let end = n as u64;
+        assert_eq!(
+            open_range(&dek, &blob, end, end..end).unwrap(),
+            Vec::<u8>::new(),
+            "{n}"
+        );
+    }
+}
+
 mod props {
     use proptest::prelude::*;
 
