@@ -574,7 +574,7 @@ fn object_keys_are_derived_once_per_object() {
     use coffer_crypto::KeyMaterial;
     use coffer_crypto::segments::{Opener, SEGMENT_SIZE, Sealer, SegmentHeader};
 
-    let keys = crate::encryption::BucketKeys::new(KeyMaterial::generate());
+    let keys = crate::encryption::BucketKeys::new(KeyMaterial::generate(), Arc::default());
     let (a, b) = (
         SegmentHeader::random(SEGMENT_SIZE),
         SegmentHeader::random(SEGMENT_SIZE),
@@ -590,4 +590,45 @@ fn object_keys_are_derived_once_per_object() {
         let got = opener.open(0, &mut bytes).map(|p| p.to_vec());
         assert_eq!(got.ok().as_deref() == Some(&b"a pattern to find"[..]), opens);
     }
+}
+
+/// The object keys of all buckets together stay within a bound: a bucket with nothing to give
+/// back goes without, one that has keys starts over, and a dropped bucket returns its share.
+#[test]
+fn object_keys_of_all_buckets_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use coffer_crypto::KeyMaterial;
+    use coffer_crypto::segments::{SEGMENT_SIZE, SegmentHeader};
+
+    use crate::encryption::{ALL_OBJECT_KEYS, BucketKeys, OBJECT_KEYS};
+
+    let total = Arc::new(AtomicUsize::new(0));
+    let bucket = || BucketKeys::new(KeyMaterial::generate(), total.clone());
+    let fill = |b: &BucketKeys, n: usize| {
+        for _ in 0..n {
+            b.object_key(&SegmentHeader::random(SEGMENT_SIZE));
+        }
+    };
+    let full: Vec<_> = (0..ALL_OBJECT_KEYS / OBJECT_KEYS).map(|_| bucket()).collect();
+    for b in &full {
+        fill(b, OBJECT_KEYS);
+    }
+    assert_eq!(total.load(Ordering::Relaxed), ALL_OBJECT_KEYS);
+    let late = bucket();
+    let h = SegmentHeader::random(SEGMENT_SIZE);
+    assert!(
+        !Arc::ptr_eq(&late.object_key(&h), &late.object_key(&h)),
+        "nothing cached"
+    );
+    assert_eq!(total.load(Ordering::Relaxed), ALL_OBJECT_KEYS);
+    fill(&full[0], 1);
+    assert_eq!(total.load(Ordering::Relaxed), ALL_OBJECT_KEYS - OBJECT_KEYS + 1);
+    assert!(
+        Arc::ptr_eq(&late.object_key(&h), &late.object_key(&h)),
+        "room again"
+    );
+    drop(full);
+    drop(late);
+    assert_eq!(total.load(Ordering::Relaxed), 0);
 }
