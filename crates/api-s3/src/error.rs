@@ -94,6 +94,14 @@ pub fn to_s3(err: E) -> S3Error {
             C::ServiceUnavailable,
             "The key management service cannot serve this bucket's key (its instance is sealed); retry later",
         ),
+        E::StorageFull(io) => {
+            tracing::error!(error = %io, "storage is full: a request was refused");
+            custom(
+                "InsufficientStorage",
+                StatusCode::INSUFFICIENT_STORAGE,
+                "The server has no room left to store this data; nothing of the request was kept.",
+            )
+        }
         other => internal(&other),
     }
 }
@@ -160,5 +168,20 @@ pub trait OrS3<T> {
 impl<T> OrS3<T> for Result<T, E> {
     fn or_s3(self) -> s3s::S3Result<T> {
         self.map_err(to_s3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_not_an_internal_error() {
+        let full = coffer_storage::Error::Io(std::io::ErrorKind::StorageFull.into());
+        let e = to_s3(E::from(full));
+        assert_eq!(e.status_code(), Some(StatusCode::INSUFFICIENT_STORAGE));
+        assert_eq!(e.code().as_str(), "InsufficientStorage");
+        let other = coffer_storage::Error::Io(std::io::ErrorKind::PermissionDenied.into());
+        assert_eq!(to_s3(E::from(other)).code(), &C::InternalError);
     }
 }

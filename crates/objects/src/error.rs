@@ -73,8 +73,23 @@ pub enum Error {
     Body(BodyError),
     #[error("stored data is missing or corrupt")]
     Corrupt(String),
+    /// The disk (or the data dir's quota) is full: nothing of the request was kept.
+    #[error("storage is full: {0}")]
+    StorageFull(std::io::Error),
     #[error("storage: {0}")]
-    Storage(#[from] coffer_storage::Error),
+    Storage(coffer_storage::Error),
+}
+
+impl From<coffer_storage::Error> for Error {
+    fn from(e: coffer_storage::Error) -> Self {
+        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+        match e {
+            coffer_storage::Error::Io(io) if matches!(io.kind(), StorageFull | QuotaExceeded) => {
+                Self::StorageFull(io)
+            }
+            e => Self::Storage(e),
+        }
+    }
 }
 
 impl From<serde_json::Error> for Error {
