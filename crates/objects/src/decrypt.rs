@@ -17,13 +17,13 @@ use futures::{StreamExt, TryStreamExt};
 use crate::read::BodyStream;
 use crate::{Error, Result};
 
-/// Opens the whole sealed segments in `sealed`, the first of them segment `first`; returns their
-/// plaintext as one run of the same buffer, each segment moved down over the tags before it
-/// while it is still in this core's cache. One body frame per chunk, as a plain object has:
+/// Opens the whole sealed segments in `sealed`, the first of them segment `first`; returns the
+/// length of their plaintext, which it moves to the start of the same buffer, each segment
+/// down over the tags before it while it is still in this core's cache. One body frame per chunk, as a plain object has:
 /// with the decryption switched off, a 1 MiB GET answered in 16 frames of 64 KiB cost the
 /// server 100-140 µs more CPU than the same bytes in 2 frames, and the client 50-80 µs more
 /// (hyper flushes it in more, smaller writes). Moving the plaintext costs far less.
-fn open_segments(opener: &Opener, first: u64, mut sealed: BytesMut, blob: &str) -> Result<Bytes> {
+fn open_segments(opener: &Opener, first: u64, sealed: &mut [u8], blob: &str) -> Result<usize> {
     let (mut at, mut index, mut plain) = (0usize, first, 0usize);
     while at < sealed.len() {
         let need = usize::try_from(opener.sealed_segment_len(index)).unwrap_or(usize::MAX);
@@ -45,8 +45,7 @@ fn open_segments(opener: &Opener, first: u64, mut sealed: BytesMut, blob: &str) 
         at = end;
         index += 1;
     }
-    sealed.truncate(plain);
-    Ok(sealed.freeze())
+    Ok(plain)
 }
 
 fn truncated(blob: &str) -> Error {
@@ -81,11 +80,11 @@ pub(crate) async fn from_blob(blobs: &dyn BlobStore, id: &BlobId, read: SealedRe
     let sealed_seg = u64::from(opener.header().segment_size).max(1) + TAG_LEN as u64;
     let open = {
         let blob = blob.clone();
-        move |offset: u64, bytes: BytesMut| {
+        move |offset: u64, bytes: &mut [u8]| {
             // Chunks start on segment boundaries: the read starts on one and takes whole ones.
             let first = segments.start + (offset - at.start) / sealed_seg;
             open_segments(&opener, first, bytes, &blob)
-                .map(|b| vec![b])
+                .map(|len| std::iter::once(0..len).collect())
                 .map_err(|_| ChunkRejected)
         }
     };
@@ -109,12 +108,10 @@ pub(crate) fn from_inline(sealed: Bytes, read: SealedRead) -> Result<BodyStream>
     if (sealed.len() as u64) < read.at.end - read.at.start {
         return Err(truncated("inline"));
     }
-    let plain = open_segments(
-        &read.opener,
-        read.segments.start,
-        BytesMut::from(sealed),
-        "inline",
-    )?;
+    let mut sealed = BytesMut::from(sealed);
+    let len = open_segments(&read.opener, read.segments.start, &mut sealed, "inline")?;
+    sealed.truncate(len);
+    let plain = sealed.freeze();
     // One chunk, cut here: a trimming stream around it cost a small GET more than its AES.
     let plain = Trim {
         skip: read.skip,

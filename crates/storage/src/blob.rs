@@ -2,10 +2,11 @@
 //! [`BlobWriter::finish`], read by byte range, deleted, and listed (for the orphan sweep).
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
@@ -19,9 +20,10 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
 /// Work done on each chunk of a read by the thread that read it, while the bytes are still in
 /// that core's cache and without another hand-off between threads (opening sealed segments,
-/// say). It gets the chunk's offset in the blob and the chunk, and returns the pieces that go
-/// on; a chunk it refuses ends the read with [`crate::Error::ChunkRejected`].
-pub type ChunkFn = Arc<dyn Fn(u64, BytesMut) -> Result<Vec<Bytes>, ChunkRejected> + Send + Sync>;
+/// say). It gets the chunk's offset in the blob and the chunk, which it may change in place,
+/// and returns the ranges of it that go on; a chunk it refuses ends the read with
+/// [`crate::Error::ChunkRejected`].
+pub type ChunkFn = Arc<dyn Fn(u64, &mut [u8]) -> Result<Vec<Range<usize>>, ChunkRejected> + Send + Sync>;
 
 /// What a [`ChunkFn`] answers for a chunk it refuses (it reports why itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +118,7 @@ pub trait BlobStore: Send + Sync + 'static {
                 offset,
                 len,
                 chunk,
-                Arc::new(|_, b: BytesMut| Ok(vec![b.freeze()])),
+                Arc::new(|_, b: &mut [u8]| Ok(std::iter::once(0..b.len()).collect())),
             )
             .await?;
         Ok(pieces

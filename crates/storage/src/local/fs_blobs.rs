@@ -13,9 +13,10 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use tokio::task::{JoinHandle, spawn_blocking};
 
@@ -200,14 +201,65 @@ fn spawn_read(mut file: File, pos: u64, end: u64, chunk: u64, map: ChunkFn) -> J
     spawn_blocking(move || {
         let n = (end - pos).min(chunk);
         file.seek(SeekFrom::Start(pos))?;
-        let mut buf = Vec::with_capacity(usize::try_from(n).map_err(io::Error::other)?);
-        (&mut file).take(n).read_to_end(&mut buf)?;
-        if (buf.len() as u64) < n {
+        let mut buf = ReadBuf::take(usize::try_from(n).map_err(io::Error::other)?);
+        (&mut file).take(n).read_to_end(&mut buf.0)?;
+        if (buf.0.len() as u64) < n {
             return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
         }
-        let pieces = map(pos, BytesMut::from(Bytes::from(buf))).map_err(|_| Error::ChunkRejected)?;
-        Ok((pieces, file))
+        let ranges = map(pos, &mut buf.0).map_err(|_| Error::ChunkRejected)?;
+        let whole = Bytes::from_owner(buf);
+        Ok((ranges.into_iter().map(|r| whole.slice(r)).collect(), file))
     })
+}
+
+/// Read buffers kept for the next reads. A chunk is read by a blocking thread and dropped by
+/// whichever task sent it: without a pool, every chunk is memory one thread allocates and
+/// another frees, and the allocator hands it back to the system and faults it in again (slow
+/// on a VM). A 64 MiB GET of an encrypted bucket went from 0.88-0.95 of the plain bucket's
+/// speed to 0.95-0.99 with the pool. Bounded, so a burst of reads leaves at most this many
+/// behind (4 MiB of 512 KiB chunks); small buffers are not kept.
+const SPARE_BUFFERS: usize = 8;
+const SPARE_MIN: usize = 64 << 10;
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// A read buffer that goes back to [`SPARE`] when the last `Bytes` of it is dropped.
+struct ReadBuf(Vec<u8>);
+
+impl ReadBuf {
+    /// An empty buffer for `n` bytes, a spare one if one is large enough.
+    fn take(n: usize) -> Self {
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = spare.iter().position(|b| b.capacity() >= n) {
+            let mut b = spare.swap_remove(i);
+            b.clear();
+            return Self(b);
+        }
+        drop(spare);
+        // Room to spare: a chunk of sealed segments is a few bytes longer than a plain chunk
+        // (a 16-byte tag per 64 KiB), and one buffer should serve both.
+        Self(Vec::with_capacity(
+            n.saturating_add(n / 64).next_multiple_of(4096),
+        ))
+    }
+}
+
+impl AsRef<[u8]> for ReadBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for ReadBuf {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        if buf.capacity() < SPARE_MIN {
+            return;
+        }
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buf);
+        }
+    }
 }
 
 struct FsBlobWriter {
@@ -359,5 +411,53 @@ impl Drop for FsBlobWriter {
             // Abandoned (error, client gone): the partial blob must not outlive the writer.
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    async fn blob(store: &FsBlobStore, byte: u8, len: usize) -> BlobId {
+        let mut w = store.create().await.unwrap();
+        let id = w.id().clone();
+        w.write(Bytes::from(vec![byte; len])).await.unwrap();
+        w.finish().await.unwrap();
+        id
+    }
+
+    /// Spare buffers come back with nothing of their last read in them: long chunks of one
+    /// blob, then a short read of another into the same buffers.
+    #[tokio::test]
+    async fn reused_read_buffers_carry_nothing_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let (long, short) = (blob(&store, 0xaa, 400_007).await, blob(&store, 0x55, 100).await);
+        for _ in 0..3 {
+            let chunks: Vec<Bytes> = store
+                .read_chunked(&long, 0, 400_007, 100_000)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), 400_007);
+            assert!(chunks.iter().all(|c| c.iter().all(|&b| b == 0xaa)));
+            drop(chunks);
+            let got: Vec<Bytes> = store
+                .read_chunked(&short, 10, 90, 4096)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(got.concat(), vec![0x55; 90]);
+        }
+        assert!(
+            !SPARE.lock().unwrap().is_empty(),
+            "read buffers are kept for reuse"
+        );
     }
 }
