@@ -85,6 +85,21 @@ impl AeadKey {
             .map_err(|_| CryptoError::InvalidInput)
     }
 
+    /// Decrypts `buf` (ciphertext only) in place, its tag given apart. On failure `buf` holds
+    /// neither the ciphertext nor the plaintext.
+    pub fn open_detached(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        tag: &[u8],
+        buf: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        self.0
+            .open_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), tag, buf)
+            .map(|_| ())
+            .map_err(|_| CryptoError::Decrypt)
+    }
+
     /// Decrypts `buf` (ciphertext and tag) in place; returns the plaintext part.
     pub fn open_in_place<'a>(
         &self,

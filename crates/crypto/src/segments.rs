@@ -235,6 +235,20 @@ impl Opener {
             .open_in_place(self.header.nonce(idx, last), &self.header_bytes, sealed)
     }
 
+    /// Like [`Opener::open`], for a segment whose tag was read apart from its ciphertext:
+    /// decrypts `ciphertext` in place. Its length must be the segment's plaintext length.
+    pub fn open_detached(&self, index: u64, ciphertext: &mut [u8], tag: &[u8]) -> Result<(), CryptoError> {
+        let expected = self.sealed_segment_len(index) - TAG_LEN as u64;
+        if ciphertext.len() as u64 != expected || tag.len() != TAG_LEN {
+            return Err(CryptoError::Decrypt);
+        }
+        let last = index + 1 == self.header.segments(self.len);
+        let idx = u32::try_from(index).map_err(|_| CryptoError::Decrypt)?;
+        self.key
+            .0
+            .open_detached(self.header.nonce(idx, last), &self.header_bytes, tag, ciphertext)
+    }
+
     /// The sealed length of segment `index`.
     pub fn sealed_segment_len(&self, index: u64) -> u64 {
         let seg = self.header.seg();

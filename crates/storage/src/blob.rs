@@ -20,10 +20,30 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
 /// Work done on each chunk of a read by the thread that read it, while the bytes are still in
 /// that core's cache and without another hand-off between threads (opening sealed segments,
-/// say). It gets the chunk's offset in the blob and the chunk, which it may change in place,
-/// and returns the ranges of it that go on; a chunk it refuses ends the read with
-/// [`crate::Error::ChunkRejected`].
-pub type ChunkFn = Arc<dyn Fn(u64, &mut [u8]) -> Result<Vec<Range<usize>>, ChunkRejected> + Send + Sync>;
+/// say). It gets the chunk, which it may change in place, and returns the ranges of its body
+/// that go on; a chunk it refuses ends the read with [`crate::Error::ChunkRejected`].
+pub type ChunkFn = Arc<dyn Fn(Chunk<'_>) -> Result<Vec<Range<usize>>, ChunkRejected> + Send + Sync>;
+
+/// One chunk of a read, as a [`ChunkFn`] gets it.
+#[derive(Debug)]
+pub struct Chunk<'a> {
+    /// Where the chunk starts in the blob.
+    pub offset: u64,
+    /// The chunk's bytes, but for the trailers of its [`Records`]: contiguous.
+    pub body: &'a mut [u8],
+    /// The trailers of the chunk's records, one after the other (empty without records).
+    pub trailers: &'a [u8],
+}
+
+/// A read of fixed-size records, counted from the read's offset, each ending in a trailer that
+/// the read puts apart from the rest (sealed segments and their tags, say): the rest of the
+/// records then arrives contiguous, as one body, without a copy to close the gaps. The last
+/// record may be shorter, not shorter than its trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Records {
+    pub len: u64,
+    pub trailer: usize,
+}
 
 /// What a [`ChunkFn`] answers for a chunk it refuses (it reports why itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +138,8 @@ pub trait BlobStore: Send + Sync + 'static {
                 offset,
                 len,
                 chunk,
-                Arc::new(|_, b: &mut [u8]| Ok(std::iter::once(0..b.len()).collect())),
+                None,
+                Arc::new(|c: Chunk<'_>| Ok(std::iter::once(0..c.body.len()).collect())),
             )
             .await?;
         Ok(pieces
@@ -128,12 +149,16 @@ pub trait BlobStore: Send + Sync + 'static {
     }
 
     /// Like [`BlobStore::read_chunked`], with `map` applied to each chunk where it was read.
+    /// With `records`, a chunk holds whole records (`chunk` is rounded up to a multiple of
+    /// their length) and their trailers apart; a read whose last record is shorter than its
+    /// trailer fails with [`std::io::ErrorKind::InvalidInput`].
     async fn read_mapped(
         &self,
         id: &BlobId,
         offset: u64,
         len: u64,
         chunk: u64,
+        records: Option<Records>,
         map: ChunkFn,
     ) -> Result<PieceStream>;
 

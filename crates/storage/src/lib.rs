@@ -15,7 +15,8 @@ pub mod local;
 pub mod contract;
 
 pub use blob::{
-    BlobId, BlobStore, BlobWriter, ByteStream, ChunkFn, ChunkRejected, DEFAULT_CHUNK, PieceStream, WriteMap,
+    BlobId, BlobStore, BlobWriter, ByteStream, Chunk, ChunkFn, ChunkRejected, DEFAULT_CHUNK, PieceStream,
+    Records, WriteMap,
 };
 pub use error::{Error, Result};
 pub use meta::{Batch, Cond, KeyRange, MetaStore, Op};

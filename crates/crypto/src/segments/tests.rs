@@ -14,7 +14,26 @@ fn seal_all(dek: &KeyMaterial, header: &SegmentHeader, data: &[u8], piece: usize
     out
 }
 
+/// Opens `range` both ways, each segment whole (`open`) and with its tag apart
+/// (`open_detached`); the two must agree.
 fn open_range(dek: &KeyMaterial, blob: &[u8], len: u64, range: Range<u64>) -> Result<Vec<u8>, CryptoError> {
+    let whole = open_range_with(dek, blob, len, range.clone(), false);
+    let detached = open_range_with(dek, blob, len, range, true);
+    match (&whole, &detached) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(_), Err(_)) => {}
+        _ => panic!("open: {whole:?}, open_detached: {detached:?}"),
+    }
+    whole
+}
+
+fn open_range_with(
+    dek: &KeyMaterial,
+    blob: &[u8],
+    len: u64,
+    range: Range<u64>,
+    detached: bool,
+) -> Result<Vec<u8>, CryptoError> {
     let header = SegmentHeader::parse(blob)?;
     let (segs, at) = header.locate(&range, len);
     let o = Opener::new(dek, header.clone(), len);
@@ -27,7 +46,13 @@ fn open_range(dek: &KeyMaterial, blob: &[u8], len: u64, range: Range<u64>) -> Re
     for i in segs.clone() {
         let n = o.sealed_segment_len(i) as usize;
         let chunk = sealed.get_mut(off..off + n).ok_or(CryptoError::Decrypt)?;
-        plain.extend_from_slice(o.open(i, chunk)?);
+        if detached {
+            let (ciphertext, tag) = chunk.split_at_mut(n - TAG_LEN);
+            o.open_detached(i, ciphertext, tag)?;
+            plain.extend_from_slice(ciphertext);
+        } else {
+            plain.extend_from_slice(o.open(i, chunk)?);
+        }
         off += n;
     }
     let base = segs.start * u64::from(header.segment_size);
@@ -111,6 +136,39 @@ fn every_tampering_is_detected() {
     assert!(open_range(&dek, &swapped, len, 0..len).is_err());
     // Another bucket's key.
     assert!(open_range(&KeyMaterial::generate(), &blob, len, 0..len).is_err());
+}
+
+/// A segment opened with its tag apart needs its own tag and its exact length.
+#[test]
+fn a_detached_tag_must_be_the_segments_own() {
+    let dek = KeyMaterial::generate();
+    let header = SegmentHeader::random(SEG);
+    let n = 2 * SEG as usize + 10;
+    let blob = seal_all(&dek, &header, &data(n), 500);
+    let o = Opener::new(&dek, header, n as u64);
+    let stride = SEG as usize + TAG_LEN;
+    let segment = |i: usize| {
+        let s = &blob[HEADER_LEN + i * stride..(HEADER_LEN + (i + 1) * stride).min(blob.len())];
+        let (c, t) = s.split_at(s.len() - TAG_LEN);
+        (c.to_vec(), t.to_vec())
+    };
+    let (mut c0, t0) = segment(0);
+    let (_, t1) = segment(1);
+    assert!(
+        o.open_detached(0, &mut c0.clone(), &t1).is_err(),
+        "another segment's tag"
+    );
+    assert!(
+        o.open_detached(0, &mut c0[..100], &t0).is_err(),
+        "a short segment"
+    );
+    assert!(o.open_detached(0, &mut c0, &t0[..8]).is_err(), "a short tag");
+    o.open_detached(0, &mut c0, &t0).unwrap();
+    assert_eq!(c0, data(n)[..SEG as usize]);
+    let (mut c2, t2) = segment(2);
+    assert_eq!(c2.len(), 10);
+    o.open_detached(2, &mut c2, &t2).unwrap();
+    assert_eq!(c2, data(n)[2 * SEG as usize..]);
 }
 
 /// An empty range at the end of an object that fills its last segment is in that segment (it

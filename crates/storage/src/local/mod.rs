@@ -1,6 +1,7 @@
 //! The embedded backends: metadata in a redb file, blobs as files. Both live in the data dir.
 
 mod fs_blobs;
+mod fs_read;
 mod redb_meta;
 
 pub use fs_blobs::FsBlobStore;
