@@ -31,8 +31,21 @@ fn table(space: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(space)
 }
 
-fn meta_err(e: impl std::fmt::Display) -> Error {
-    Error::Meta(e.to_string())
+/// A redb failure. An I/O error of its file stays one, so that a full disk is told as such
+/// (`StorageFull`: the S3 API answers 507); anything else is the engine's.
+fn meta_err(e: impl Into<redb::Error>) -> Error {
+    match e.into() {
+        redb::Error::Io(io) => Error::Io(io),
+        e => Error::Meta(e.to_string()),
+    }
+}
+
+/// `e` again, for another batch of the group it failed.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        e => Error::Meta(e.to_string()),
+    }
 }
 
 impl RedbMetaStore {
@@ -138,7 +151,7 @@ fn write_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>) {
             Err(e) => {
                 tracing::error!(error = %e, "metadata commit failed");
                 for (_, reply) in group {
-                    let _ = reply.send(Err(Error::Meta(e.to_string())));
+                    let _ = reply.send(Err(same_error(&e)));
                 }
             }
         }
@@ -204,4 +217,26 @@ fn conds_hold(txn: &redb::WriteTransaction, conds: &[Cond]) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind::StorageFull;
+
+    use super::*;
+
+    #[test]
+    fn a_full_disk_stays_an_io_error() {
+        let full = redb::StorageError::Io(StorageFull.into());
+        let e = meta_err(redb::CommitError::Storage(full));
+        assert!(matches!(&e, Error::Io(io) if io.kind() == StorageFull), "{e:?}");
+        // Each batch of a group that failed to commit is told the same.
+        assert!(matches!(same_error(&e), Error::Io(io) if io.kind() == StorageFull));
+        let corrupt = meta_err(redb::StorageError::Corrupted("bad page".into()));
+        assert!(
+            matches!(&corrupt, Error::Meta(m) if m.contains("bad page")),
+            "{corrupt:?}"
+        );
+        assert!(matches!(same_error(&corrupt), Error::Meta(m) if m.contains("bad page")));
+    }
 }
