@@ -6,9 +6,10 @@
 //! each against the state left by the ones before it, so grouping changes nothing but speed.
 
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
@@ -23,8 +24,96 @@ const MAX_GROUP: usize = 512;
 type Reply = oneshot::Sender<Result<()>>;
 
 pub struct RedbMetaStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     writer: mpsc::UnboundedSender<(Batch, Reply)>,
+}
+
+/// Opens the database file, again after a failure.
+type Open = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The database, opened again after an I/O error. redb fails every later operation of a
+/// database whose file once failed (`PreviousIo`), even when the disk has room again, until
+/// it is closed and opened anew (which repairs what the failed commit left): without this a
+/// full disk stopped the store until a restart.
+struct Db {
+    open: Open,
+    /// The database, if open, and how many times it was opened before.
+    current: RwLock<(u64, Option<Arc<Database>>)>,
+    /// The last failed attempt to open it: callers try again at most once a second.
+    failed_open: Mutex<Option<Instant>>,
+}
+
+const RETRY_OPEN: Duration = Duration::from_millis(if cfg!(test) { 50 } else { 1000 });
+
+impl Db {
+    fn new(open: Open) -> Result<Self> {
+        let db = open().map_err(meta_err)?;
+        Ok(Self {
+            open,
+            current: RwLock::new((0, Some(Arc::new(db)))),
+            failed_open: Mutex::new(None),
+        })
+    }
+
+    /// Runs `f` on the database; after an I/O error, opens it again for the next caller.
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let (generation, db) = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(db) = db else {
+            return self.reopen(generation).and_then(|db| f(&db));
+        };
+        let out = f(&db);
+        if matches!(out, Err(Error::Io(_))) {
+            // Let go of it first: reopening waits for every holder to.
+            drop(db);
+            let _ = self.reopen(generation);
+        }
+        out
+    }
+
+    /// Closes the database opened `generation` times before (or nothing, if opening failed
+    /// last time) and opens the file again, unless another caller already did.
+    fn reopen(&self, generation: u64) -> Result<Arc<Database>> {
+        let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if let (g, Some(db)) = &*slot
+            && *g != generation
+        {
+            return Ok(db.clone());
+        }
+        if let Some(mut old) = slot.1.take() {
+            // Readers hold the database for one synchronous read, the writer for one commit:
+            // its file (and the lock on it) is released with the last of them.
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => break drop(db),
+                    Err(held) => old = held,
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            let last = *self.failed_open.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < RETRY_OPEN) {
+                return Err(Error::Unavailable);
+            }
+        }
+        slot.0 += 1;
+        match (self.open)() {
+            Ok(db) => {
+                tracing::warn!("the metadata database was opened again after an I/O error");
+                let db = Arc::new(db);
+                slot.1 = Some(db.clone());
+                Ok(db)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "opening the metadata database again failed");
+                *self.failed_open.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                Err(meta_err(e))
+            }
+        }
+    }
 }
 
 fn table(space: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
@@ -32,10 +121,12 @@ fn table(space: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
 }
 
 /// A redb failure. An I/O error of its file stays one, so that a full disk is told as such
-/// (`StorageFull`: the S3 API answers 507); anything else is the engine's.
+/// (`StorageFull`: the S3 API answers 507), and so is redb's refusal after one; anything else
+/// is the engine's.
 fn meta_err(e: impl Into<redb::Error>) -> Error {
     match e.into() {
         redb::Error::Io(io) => Error::Io(io),
+        e @ redb::Error::PreviousIo => Error::Io(std::io::Error::other(e.to_string())),
         e => Error::Meta(e.to_string()),
     }
 }
@@ -51,7 +142,12 @@ fn same_error(e: &Error) -> Error {
 impl RedbMetaStore {
     /// Opens (or creates) the store in the file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Arc::new(Database::create(path).map_err(meta_err)?);
+        let path: PathBuf = path.into();
+        Self::open_with(Box::new(move || Database::create(&path)))
+    }
+
+    fn open_with(open: Open) -> Result<Self> {
+        let db = Arc::new(Db::new(open)?);
         let (writer, rx) = mpsc::unbounded_channel();
         let db2 = db.clone();
         thread::Builder::new()
@@ -60,8 +156,13 @@ impl RedbMetaStore {
         Ok(Self { db, writer })
     }
 
-    fn scan_sync(&self, space: &str, range: &KeyRange, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let txn = self.db.begin_read().map_err(meta_err)?;
+    fn scan_sync(
+        db: &Database,
+        space: &str,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let txn = db.begin_read().map_err(meta_err)?;
         let t = match txn.open_table(table(space)) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -104,13 +205,15 @@ fn bounds_ordered((start, end): &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
 #[async_trait]
 impl MetaStore for RedbMetaStore {
     async fn get(&self, space: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read().map_err(meta_err)?;
-        let t = match txn.open_table(table(space)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(meta_err(e)),
-        };
-        Ok(t.get(key).map_err(meta_err)?.map(|v| v.value().to_vec()))
+        self.db.with(|db| {
+            let txn = db.begin_read().map_err(meta_err)?;
+            let t = match txn.open_table(table(space)) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(meta_err(e)),
+            };
+            Ok(t.get(key).map_err(meta_err)?.map(|v| v.value().to_vec()))
+        })
     }
 
     async fn scan(
@@ -119,7 +222,7 @@ impl MetaStore for RedbMetaStore {
         range: KeyRange,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.scan_sync(space, &range, limit)
+        self.db.with(|db| Self::scan_sync(db, space, &range, limit))
     }
 
     async fn commit(&self, batch: Batch) -> Result<()> {
@@ -132,7 +235,7 @@ impl MetaStore for RedbMetaStore {
     }
 }
 
-fn write_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>) {
+fn write_loop(db: &Db, mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -142,7 +245,7 @@ fn write_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>) {
             }
         }
         let batches: Vec<&Batch> = group.iter().map(|(b, _)| b).collect();
-        match apply_group(db, &batches) {
+        match db.with(|db| apply_group(db, &batches)) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -220,23 +323,5 @@ fn conds_hold(txn: &redb::WriteTransaction, conds: &[Cond]) -> Result<bool> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::ErrorKind::StorageFull;
-
-    use super::*;
-
-    #[test]
-    fn a_full_disk_stays_an_io_error() {
-        let full = redb::StorageError::Io(StorageFull.into());
-        let e = meta_err(redb::CommitError::Storage(full));
-        assert!(matches!(&e, Error::Io(io) if io.kind() == StorageFull), "{e:?}");
-        // Each batch of a group that failed to commit is told the same.
-        assert!(matches!(same_error(&e), Error::Io(io) if io.kind() == StorageFull));
-        let corrupt = meta_err(redb::StorageError::Corrupted("bad page".into()));
-        assert!(
-            matches!(&corrupt, Error::Meta(m) if m.contains("bad page")),
-            "{corrupt:?}"
-        );
-        assert!(matches!(same_error(&corrupt), Error::Meta(m) if m.contains("bad page")));
-    }
-}
+#[path = "redb_meta_tests.rs"]
+mod tests;
