@@ -41,7 +41,7 @@ fn attrs(pairs: &[(&str, &str)]) -> Attributes {
     }
 }
 
-fn access(iam_id: &str, roles: &[Role], resource: &[(&str, &str)]) -> PolicyInput {
+pub(super) fn access(iam_id: &str, roles: &[Role], resource: &[(&str, &str)]) -> PolicyInput {
     PolicyInput {
         kind: PolicyType::Access,
         subjects: vec![attrs(&[("iam_id", iam_id)])],

@@ -134,7 +134,9 @@ impl Iam {
         for p in self.policies_naming(iam_id).await? {
             Self::delete_policy_ops(&mut b, &p);
         }
-        self.meta.commit(b).await?;
+        let done = self.meta.commit(b).await;
+        self.policies.changed();
+        done?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ mod bootstrap;
 mod hmac;
 mod identities;
 mod policies;
+mod policy_cache;
 
 use std::sync::{Arc, RwLock};
 
@@ -40,6 +41,7 @@ pub struct Iam {
     pub(crate) tokens: TokenConfig,
     /// Tokens whose signature was verified, by SHA-256 of the token (see `token.rs`).
     pub(crate) verified: Arc<std::sync::Mutex<crate::token::VerifiedTokens>>,
+    pub(crate) policies: Arc<policy_cache::PolicyCache>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -70,6 +72,7 @@ impl Iam {
             keyring: Arc::new(RwLock::new(keyring)),
             tokens,
             verified: Arc::default(),
+            policies: Arc::default(),
         })
     }
 

@@ -1,5 +1,7 @@
 //! Policies: validated on the way in, indexed by subject for the decision function.
 
+use std::sync::Arc;
+
 use coffer_storage::{Batch, KeyRange};
 
 use super::{Iam, POLICIES, POLICIES_BY_SUBJECT, new_uuid};
@@ -101,7 +103,9 @@ impl Iam {
         let mut b = Batch::new();
         Self::insert(&mut b, POLICIES, &policy.id, &policy)?;
         b.put(POLICIES_BY_SUBJECT, index, Vec::new());
-        self.commit_new(b).await?;
+        let done = self.commit_new(b).await;
+        self.policies.changed();
+        done?;
         Ok(policy)
     }
 
@@ -243,11 +247,23 @@ impl Iam {
         let p = self.policy(id).await?;
         let mut b = Batch::new();
         Self::delete_policy_ops(&mut b, &p);
-        self.meta.commit(b).await?;
+        let done = self.meta.commit(b).await;
+        self.policies.changed();
+        done?;
         Ok(())
     }
 
-    async fn policies_by_index(&self, prefix: &str) -> Result<Vec<Policy>> {
+    async fn policies_by_index(&self, prefix: &str) -> Result<Arc<[Policy]>> {
+        let epoch = match self.policies.get(prefix) {
+            Ok(hit) => return Ok(hit),
+            Err(epoch) => epoch,
+        };
+        let read: Arc<[Policy]> = self.read_policies_by_index(prefix).await?.into();
+        self.policies.put(epoch, prefix, read.clone());
+        Ok(read)
+    }
+
+    async fn read_policies_by_index(&self, prefix: &str) -> Result<Vec<Policy>> {
         let keys = self
             .meta
             .scan(
@@ -268,14 +284,15 @@ impl Iam {
         Ok(out)
     }
 
+    /// The policies naming `iam_id`, read from the store (for changing them).
     pub(crate) async fn policies_naming(&self, iam_id: &str) -> Result<Vec<Policy>> {
-        self.policies_by_index(&format!("id:{iam_id}/")).await
+        self.read_policies_by_index(&format!("id:{iam_id}/")).await
     }
 
     /// The policies whose subject is this principal (the input of [`eval`]).
-    pub async fn policies_for(&self, principal: &Principal) -> Result<Vec<Policy>> {
+    pub async fn policies_for(&self, principal: &Principal) -> Result<Arc<[Policy]>> {
         match principal {
-            Principal::Identity { iam_id, .. } => self.policies_naming(iam_id).await,
+            Principal::Identity { iam_id, .. } => self.policies_by_index(&format!("id:{iam_id}/")).await,
             Principal::Service { service, .. } => {
                 self.policies_by_index(&format!("svc:{}/", service.name())).await
             }
