@@ -9,7 +9,13 @@ use crate::{Error, Result};
 
 impl Iam {
     pub async fn hmac(&self, access_key_id: &str) -> Result<HmacCredential> {
-        self.load(HMAC, access_key_id).await
+        let epoch = match self.hmacs.get(access_key_id) {
+            Ok(hit) => return Ok(hit),
+            Err(epoch) => epoch,
+        };
+        let cred: HmacCredential = self.load(HMAC, access_key_id).await?;
+        self.hmacs.put(epoch, access_key_id, cred.clone());
+        Ok(cred)
     }
 
     /// Creates an HMAC pair (32 hex / 48 hex) for an identity on an object-storage instance.
@@ -66,7 +72,9 @@ impl Iam {
         self.hmac(access_key_id).await?;
         let mut b = Batch::new();
         b.delete(HMAC, access_key_id);
-        self.meta.commit(b).await?;
+        let done = self.meta.commit(b).await;
+        self.hmacs.changed();
+        done?;
         Ok(())
     }
 }

@@ -136,6 +136,7 @@ impl Iam {
         }
         let done = self.meta.commit(b).await;
         self.policies.changed();
+        self.hmacs.changed();
         done?;
         Ok(())
     }

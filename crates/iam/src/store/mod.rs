@@ -2,10 +2,10 @@
 
 mod apikeys;
 mod bootstrap;
+mod cache;
 mod hmac;
 mod identities;
 mod policies;
-mod policy_cache;
 
 use std::sync::{Arc, RwLock};
 
@@ -41,7 +41,10 @@ pub struct Iam {
     pub(crate) tokens: TokenConfig,
     /// Tokens whose signature was verified, by SHA-256 of the token (see `token.rs`).
     pub(crate) verified: Arc<std::sync::Mutex<crate::token::VerifiedTokens>>,
-    pub(crate) policies: Arc<policy_cache::PolicyCache>,
+    /// Each subject's policies, by index prefix.
+    pub(crate) policies: Arc<cache::Cache<Arc<[crate::policy::Policy]>>>,
+    /// HMAC credentials, by access key id.
+    pub(crate) hmacs: Arc<cache::Cache<crate::model::HmacCredential>>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -73,6 +76,7 @@ impl Iam {
             tokens,
             verified: Arc::default(),
             policies: Arc::default(),
+            hmacs: Arc::default(),
         })
     }
 
