@@ -500,17 +500,15 @@ async fn ranges_across_read_batches_and_a_break_mid_body() {
 
 /// Rewrites the inline bytes of `key`'s record with `edit`.
 async fn edit_inline(f: &Fixture, b: &BucketInfo, key: &str, edit: impl FnOnce(&mut Vec<u8>)) {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD as BASE64;
     let okey = records::object_key(&b.record.id, key);
     let raw = f.meta.get(records::OBJECTS, &okey).await.unwrap().unwrap();
-    let mut record: records::ObjectRecord = serde_json::from_slice(&raw).unwrap();
+    let mut record = records::ObjectRecord::decode(&raw).unwrap();
     let piece = &mut record.pieces[0];
-    let mut bytes = BASE64.decode(piece.inline.as_ref().unwrap()).unwrap();
+    let mut bytes = piece.inline.as_ref().unwrap().to_vec();
     edit(&mut bytes);
-    piece.inline = Some(BASE64.encode(&bytes));
+    piece.inline = Some(bytes.into());
     let mut batch = coffer_storage::Batch::new();
-    batch.put(records::OBJECTS, okey, serde_json::to_vec(&record).unwrap());
+    batch.put(records::OBJECTS, okey, record.encode().unwrap());
     f.meta.commit(batch).await.unwrap();
 }
 
@@ -554,16 +552,10 @@ async fn small_objects_are_sealed_inline_in_their_record() {
     f.put_inline(&b, "k4096", &original).await.unwrap();
     f.put_inline(&b, "other", &pattern(4096)).await.unwrap();
     let okey = records::object_key(&b.record.id, "other");
-    let other: records::ObjectRecord =
-        serde_json::from_slice(&f.meta.get(records::OBJECTS, &okey).await.unwrap().unwrap()).unwrap();
+    let other =
+        records::ObjectRecord::decode(&f.meta.get(records::OBJECTS, &okey).await.unwrap().unwrap()).unwrap();
     let other_bytes = other.pieces[0].inline.clone().unwrap();
-    edit_inline(&f, &b, "k4096", |bytes| {
-        use base64::Engine as _;
-        *bytes = base64::engine::general_purpose::STANDARD
-            .decode(&other_bytes)
-            .unwrap();
-    })
-    .await;
+    edit_inline(&f, &b, "k4096", |bytes| *bytes = other_bytes.to_vec()).await;
     assert!(matches!(f.get(&b, "k4096", None).await, Err(Error::Integrity)));
 }
 

@@ -83,7 +83,7 @@ impl Store {
                     page.is_truncated = true;
                     break 'scan;
                 }
-                let record: ObjectRecord = serde_json::from_slice(&v)?;
+                let record = ObjectRecord::decode(&v)?;
                 page.last = Some(key.clone());
                 page.entries
                     .push(ListedObject::Object(Box::new(ObjectInfo::from_record(

@@ -311,12 +311,12 @@ impl Store {
             pieces: chosen
                 .iter()
                 .map(|p| Piece {
-                    inline: None,
                     blob: p.blob.clone(),
                     size: p.size,
                     etag: Some(p.etag.clone()),
                     checksums: p.checksums.clone(),
                     seal: p.seal,
+                    ..Piece::default()
                 })
                 .collect(),
         };

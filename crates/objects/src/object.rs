@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use coffer_storage::{Batch, BlobId};
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +123,7 @@ impl Store {
     pub async fn head_object(&self, bucket: &BucketInfo, key: &str) -> Result<ObjectInfo> {
         self.guard(bucket, crate::DataOp::ReadObject).await?;
         let raw = self.object_raw(bucket, key).await?.ok_or(Error::NoSuchKey)?;
-        Ok(ObjectInfo::from_record(key, serde_json::from_slice(&raw)?))
+        Ok(ObjectInfo::from_record(key, ObjectRecord::decode(&raw)?))
     }
 
     /// After a conflict: the bucket is gone (or replaced) unless its record is unchanged.
@@ -148,11 +146,11 @@ impl Store {
         extra_failed: fn() -> Error,
     ) -> Result<ObjectInfo> {
         let okey = object_key(&bucket.record.id, key);
-        let value = serde_json::to_vec(&record)?;
+        let value = record.encode()?;
         loop {
             let current = self.meta.get(OBJECTS, &okey).await?;
             let current_record: Option<ObjectRecord> =
-                current.as_deref().map(serde_json::from_slice).transpose()?;
+                current.as_deref().map(ObjectRecord::decode).transpose()?;
             match (cond, &current_record) {
                 (WriteCondition::IfAbsent, Some(_)) => return Err(Error::PreconditionFailed),
                 (WriteCondition::IfMatch(_), None) => return Err(Error::NoSuchKey),
@@ -215,12 +213,11 @@ impl Store {
                 },
                 inline: match &staged.bytes {
                     StagedBytes::Blob(_) => None,
-                    StagedBytes::Inline(b) => Some(BASE64.encode(b)),
+                    StagedBytes::Inline(b) => Some(b.clone()),
                 },
                 size: staged.size,
-                etag: None,
-                checksums: BTreeMap::new(),
                 seal: staged.seal,
+                ..Piece::default()
             }],
         };
         let info = self
@@ -237,7 +234,7 @@ impl Store {
             let Some(current) = self.meta.get(OBJECTS, &okey).await? else {
                 return Ok(DeleteOutcome::NotFound);
             };
-            let record: ObjectRecord = serde_json::from_slice(&current)?;
+            let record = ObjectRecord::decode(&current)?;
             let mut b = Batch::new();
             b.expect_value(OBJECTS, okey.clone(), current)
                 .delete(OBJECTS, okey.clone());

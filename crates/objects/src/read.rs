@@ -3,8 +3,6 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Buf, Bytes};
 use coffer_crypto::TAG_LEN;
 use coffer_crypto::segments::Opener;
@@ -17,7 +15,7 @@ use crate::encryption::BucketKeys;
 use crate::leases::Lease;
 use crate::object::ObjectInfo;
 use crate::precondition::Preconditions;
-use crate::records::{Piece, PieceSeal};
+use crate::records::{ObjectRecord, Piece, PieceSeal};
 use crate::{Error, Result, Store};
 
 /// The bytes of an object as they are read (plaintext).
@@ -98,7 +96,7 @@ impl Store {
     pub(crate) async fn leased(&self, bucket: &BucketInfo, key: &str) -> Result<(ObjectInfo, Lease)> {
         loop {
             let raw = self.object_raw(bucket, key).await?.ok_or(Error::NoSuchKey)?;
-            let info = ObjectInfo::from_record(key, serde_json::from_slice(&raw)?);
+            let info = ObjectInfo::from_record(key, ObjectRecord::decode(&raw)?);
             let ids = info.blob_ids();
             // An object stored inline has nothing to lease: its bytes came with the record.
             let inline = ids.is_empty();
@@ -125,11 +123,7 @@ impl Store {
             let (lo, hi) = (range.start.max(start), range.end.min(end));
             if lo < hi {
                 let stored = match &p.inline {
-                    Some(b64) => Stored::Inline(Bytes::from(
-                        BASE64
-                            .decode(b64)
-                            .map_err(|_| Error::Corrupt("bad inline bytes".into()))?,
-                    )),
+                    Some(bytes) => Stored::Inline(bytes.clone()),
                     None => Stored::Blob(
                         BlobId::parse(&p.blob)
                             .ok_or_else(|| Error::Corrupt(format!("bad blob id {:?}", p.blob)))?,

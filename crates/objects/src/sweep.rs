@@ -36,7 +36,7 @@ impl Store {
                 end: Bound::Unbounded,
             };
             for (_, v) in &batch {
-                let r: ObjectRecord = serde_json::from_slice(v)?;
+                let r = ObjectRecord::decode(v)?;
                 referenced.extend(r.pieces.into_iter().map(|p| p.blob));
             }
         }
