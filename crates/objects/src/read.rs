@@ -69,7 +69,7 @@ impl Store {
         part: Option<u32>,
     ) -> Result<ObjectBody> {
         self.guard(bucket, crate::DataOp::ReadObject).await?;
-        let (info, lease) = self.leased(bucket, key).await?;
+        let (mut info, lease) = self.leased(bucket, key).await?;
         pre.check(&info)?;
         let (range, partial) = match (range, part) {
             (_, Some(n)) => (info.part_range(n).ok_or_else(|| Error::InvalidPartNumber)?, true),
@@ -81,7 +81,7 @@ impl Store {
             None => None,
         };
         let stream = self
-            .stream_pieces(&info.pieces, range.clone(), lease, dek)
+            .stream_pieces(&mut info.pieces, range.clone(), lease, dek)
             .await?;
         Ok(ObjectBody {
             info,
@@ -108,10 +108,11 @@ impl Store {
     }
 
     /// A stream of `range` of the object made of `pieces`, holding `lease` until it ends.
-    /// Sealed pieces are read segment by segment and opened with `dek`.
+    /// Sealed pieces are read segment by segment and opened with `dek`. The inline bytes it
+    /// needs are taken out of `pieces`: unshared, a sealed piece is opened where it is.
     pub(crate) async fn stream_pieces(
         &self,
-        pieces: &[Piece],
+        pieces: &mut [Piece],
         range: Range<u64>,
         lease: Lease,
         dek: Option<Arc<BucketKeys>>,
@@ -122,8 +123,8 @@ impl Store {
             let end = start + p.size;
             let (lo, hi) = (range.start.max(start), range.end.min(end));
             if lo < hi {
-                let stored = match &p.inline {
-                    Some(bytes) => Stored::Inline(bytes.clone()),
+                let stored = match p.inline.take() {
+                    Some(bytes) => Stored::Inline(bytes),
                     None => Stored::Blob(
                         BlobId::parse(&p.blob)
                             .ok_or_else(|| Error::Corrupt(format!("bad blob id {:?}", p.blob)))?,
