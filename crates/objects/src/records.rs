@@ -144,19 +144,63 @@ pub struct Piece {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How the piece is sealed: raw in the record's tail, after the JSON, which says
+    /// `"sealed": true` (see [`ObjectRecord::encode`]).
+    #[serde(
+        rename = "sealed",
+        skip_deserializing,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sealed"
+    )]
     pub seal: Option<PieceSeal>,
+    /// Whether the tail holds a seal for this piece, as read; [`ObjectRecord::decode`] takes it.
+    #[serde(default, rename = "sealed", skip_serializing)]
+    pub(crate) stored_sealed: bool,
+    /// The seal as records written before kept it: hex in the JSON.
+    #[serde(default, rename = "seal", skip_serializing)]
+    pub(crate) stored_hex_seal: Option<PieceSeal>,
+}
+
+fn sealed<S: serde::Serializer>(_: &Option<PieceSeal>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(true)
+}
+
+/// A seal in a record's tail: the segment size (u32, big-endian), the salt, the nonce prefix.
+const SEAL_LEN: usize = 4 + SALT_LEN + PREFIX_LEN;
+
+impl PieceSeal {
+    fn to_raw(self) -> [u8; SEAL_LEN] {
+        let mut out = [0u8; SEAL_LEN];
+        out[..4].copy_from_slice(&self.segment_size.to_be_bytes());
+        out[4..4 + SALT_LEN].copy_from_slice(&self.salt);
+        out[4 + SALT_LEN..].copy_from_slice(&self.nonce_prefix);
+        out
+    }
+
+    fn from_raw(raw: &[u8; SEAL_LEN]) -> Self {
+        let mut seal = Self {
+            segment_size: u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]),
+            salt: [0; SALT_LEN],
+            nonce_prefix: [0; PREFIX_LEN],
+        };
+        seal.salt.copy_from_slice(&raw[4..4 + SALT_LEN]);
+        seal.nonce_prefix.copy_from_slice(&raw[4 + SALT_LEN..]);
+        seal
+    }
 }
 
 fn inline_len<S: serde::Serializer>(bytes: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(bytes.as_ref().map_or(0, |b| b.len() as u64))
 }
 
-/// Begins a record stored as its JSON then the inline bytes of its pieces, raw: this byte, the
-/// JSON's length (u32, big-endian), the JSON, then each inline piece's bytes in piece order.
-/// Base64 inside the JSON cost a 4 KiB GET more than the rest of its record (decoding it, and
-/// scanning and validating the string around it), and every listing paid it too. A record
-/// that begins with `{` is JSON alone, as records were written before.
+/// Begins a record stored as its JSON then the bytes of its pieces, raw: this byte, the
+/// JSON's length (u32, big-endian), the JSON, then for each piece in order its seal (when it
+/// is sealed, [`SEAL_LEN`] bytes) and its inline bytes (when it has them). Base64 inside the
+/// JSON cost a 4 KiB GET more than the rest of its record (decoding it, and scanning and
+/// validating the string around it), and every listing paid it too; the seal in hex cost an
+/// encrypted one about as much as opening its bytes. A record that begins with `{` is JSON
+/// alone, as records were written before; records of either form written before keep their
+/// seals in hex in the JSON.
 const RAW_TAIL: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,13 +225,22 @@ impl ObjectRecord {
     pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
         let json = serde_json::to_vec(self)?;
         let len = u32::try_from(json.len()).map_err(serde::ser::Error::custom)?;
-        let inline = self.pieces.iter().filter_map(|p| p.inline.as_ref());
-        let mut out = Vec::with_capacity(5 + json.len() + inline.clone().map(Bytes::len).sum::<usize>());
+        let tail: usize = self
+            .pieces
+            .iter()
+            .map(|p| p.seal.map_or(0, |_| SEAL_LEN) + p.inline.as_ref().map_or(0, Bytes::len))
+            .sum();
+        let mut out = Vec::with_capacity(5 + json.len() + tail);
         out.push(RAW_TAIL);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&json);
-        for bytes in inline {
-            out.extend_from_slice(bytes);
+        for p in &self.pieces {
+            if let Some(seal) = p.seal {
+                out.extend_from_slice(&seal.to_raw());
+            }
+            if let Some(bytes) = &p.inline {
+                out.extend_from_slice(bytes);
+            }
         }
         Ok(out)
     }
@@ -208,6 +261,16 @@ impl ObjectRecord {
         };
         let mut record: Self = serde_json::from_slice(json)?;
         for p in &mut record.pieces {
+            p.seal = match (std::mem::take(&mut p.stored_sealed), p.stored_hex_seal.take()) {
+                (true, _) => {
+                    let (raw, rest) = tail
+                        .split_first_chunk::<SEAL_LEN>()
+                        .ok_or_else(|| corrupt("short seal"))?;
+                    tail = rest;
+                    Some(PieceSeal::from_raw(raw))
+                }
+                (false, hex) => hex,
+            };
             p.inline = match (p.stored_len.take(), p.stored_base64.take()) {
                 (Some(n), _) => {
                     let n = usize::try_from(n).map_err(|_| corrupt("inline length"))?;
@@ -353,6 +416,83 @@ mod tests {
         }
         let raw = record(vec![inline(&bytes)]).encode().unwrap();
         assert!(raw.ends_with(&bytes), "the bytes are stored as they are");
+    }
+
+    fn seal(n: u8) -> PieceSeal {
+        PieceSeal {
+            segment_size: 65536 + u32::from(n),
+            salt: [n; SALT_LEN],
+            nonce_prefix: [n ^ 0xff; PREFIX_LEN],
+        }
+    }
+
+    #[test]
+    fn seals_follow_the_json_raw_and_read_back() {
+        let sealed = |p: Piece, n| Piece {
+            seal: Some(seal(n)),
+            ..p
+        };
+        let blob = Piece {
+            blob: "b1".into(),
+            size: 10,
+            ..Piece::default()
+        };
+        for r in [
+            record(vec![sealed(inline(b"ciphertext"), 1)]),
+            record(vec![sealed(inline(b""), 2)]),
+            record(vec![sealed(blob.clone(), 3), sealed(blob.clone(), 4)]),
+            record(vec![
+                sealed(inline(b"one"), 5),
+                sealed(blob.clone(), 6),
+                inline(b"two"),
+                blob,
+            ]),
+        ] {
+            let raw = r.encode().unwrap();
+            assert_eq!(ObjectRecord::decode(&raw).unwrap(), r);
+            let json_len = u32::from_be_bytes(raw[1..5].try_into().unwrap()) as usize;
+            let json = std::str::from_utf8(&raw[5..5 + json_len]).unwrap();
+            assert!(
+                json.contains(r#""sealed":true"#) && !json.contains("salt"),
+                "{json}"
+            );
+        }
+        // The seal, then the inline bytes.
+        let raw = record(vec![sealed(inline(b"xyz"), 7)]).encode().unwrap();
+        let tail = [&seal(7).to_raw()[..], b"xyz"].concat();
+        assert!(raw.ends_with(&tail));
+        // A tail that ends inside a seal is corrupt.
+        let raw = record(vec![sealed(blob_piece(), 8)]).encode().unwrap();
+        for cut in 1..=SEAL_LEN {
+            assert!(ObjectRecord::decode(&raw[..raw.len() - cut]).is_err(), "{cut}");
+        }
+    }
+
+    fn blob_piece() -> Piece {
+        Piece {
+            blob: "b2".into(),
+            size: 3,
+            ..Piece::default()
+        }
+    }
+
+    #[test]
+    fn records_written_before_keep_their_seals_in_hex() {
+        let hex_seal = serde_json::to_string(&seal(9)).unwrap();
+        let json = format!(
+            r#"{{"size":3,"etag":"e","modified_ms":1,"pieces":[{{"blob":"b2","size":3,"seal":{hex_seal}}}]}}"#
+        );
+        let mut with_tail = vec![RAW_TAIL];
+        with_tail.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        with_tail.extend_from_slice(json.as_bytes());
+        for old in [json.as_bytes(), &with_tail[..]] {
+            let r = ObjectRecord::decode(old).unwrap();
+            assert_eq!(r.pieces[0].seal, Some(seal(9)));
+            // Written again, the seal is raw and reads the same.
+            let again = r.encode().unwrap();
+            assert!(again.ends_with(&seal(9).to_raw()));
+            assert_eq!(ObjectRecord::decode(&again).unwrap(), r);
+        }
     }
 
     #[test]
