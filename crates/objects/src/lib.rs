@@ -63,6 +63,8 @@ pub struct Store {
     leases: Arc<leases::Leases>,
     region: String,
     encryption: Option<Arc<encryption::Encryption>>,
+    /// Bucket records by name. A record never changes; deleting its bucket forgets it.
+    buckets: Arc<coffer_storage::Cache<BucketInfo>>,
 }
 
 impl Store {
@@ -75,6 +77,7 @@ impl Store {
             leases,
             region: region.to_owned(),
             encryption: None,
+            buckets: Arc::default(),
         }
     }
 

@@ -124,6 +124,8 @@ async fn buckets_create_list_delete() {
         Err(Error::BucketNotEmpty)
     ));
     f.store.delete_object(&b, "k").await.unwrap();
+    // Bucket records are kept in memory (listing read them all): deleting forgets them.
+    assert_eq!(f.store.bucket("alpha").await.unwrap(), b);
     f.store.delete_bucket(&b).await.unwrap();
     assert!(matches!(f.store.bucket("alpha").await, Err(Error::NoSuchBucket)));
     // A write holding the old bucket must not land in a new bucket of the same name.
@@ -132,6 +134,7 @@ async fn buckets_create_list_delete() {
         .create_bucket(&f.owner, "alpha", None, None)
         .await
         .unwrap();
+    assert_eq!(f.store.bucket("alpha").await.unwrap(), again);
     let staged = f.store.stage(&b, body(b"late".to_vec()), opts()).await.unwrap();
     let late = f
         .store

@@ -6,6 +6,7 @@
 //! suites in `contract` (enabled by the `contract` feature and in this crate's own tests).
 
 mod blob;
+mod cache;
 mod error;
 mod meta;
 
@@ -18,5 +19,6 @@ pub use blob::{
     BlobId, BlobStore, BlobWriter, ByteStream, Chunk, ChunkFn, ChunkRejected, DEFAULT_CHUNK, PieceStream,
     Records, WriteMap,
 };
+pub use cache::Cache;
 pub use error::{Error, Result};
 pub use meta::{Batch, Cond, KeyRange, MetaStore, Op};

@@ -1,62 +1,10 @@
-//! Records every request needs, kept in memory between requests: each S3 request is
-//! authorized, and reading its HMAC credential and its subject's policies from the store and
-//! parsing them was about a quarter of a small GET's work. Every change of such a record
-//! (policies created or deleted, credentials deleted, an identity deleted with its policies and
-//! credentials) empties its cache once the commit returns, so the next request sees the change;
-//! an epoch keeps a lookup that raced with a change from storing what it read before it.
+//! IAM records every request needs, kept in memory between requests ([`coffer_storage::Cache`]):
+//! each S3 request is authorized, and reading its HMAC credential and its subject's policies
+//! from the store and parsing them was about a quarter of a small GET's work. Every change of
+//! such a record (policies created or deleted, credentials deleted, an identity deleted with its
+//! policies and credentials) empties its cache once the commit returns.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-/// Entries kept; past this a cache starts over.
-const ENTRIES: usize = 4096;
-
-pub(crate) struct Cache<V>(Mutex<Cached<V>>);
-
-struct Cached<V> {
-    epoch: u64,
-    entries: HashMap<String, V>,
-}
-
-impl<V> Default for Cache<V> {
-    fn default() -> Self {
-        Self(Mutex::new(Cached {
-            epoch: 0,
-            entries: HashMap::new(),
-        }))
-    }
-}
-
-impl<V: Clone> Cache<V> {
-    fn lock(&self) -> MutexGuard<'_, Cached<V>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The value kept for `key`, or the epoch to store it under once read.
-    pub(crate) fn get(&self, key: &str) -> Result<V, u64> {
-        let c = self.lock();
-        c.entries.get(key).cloned().ok_or(c.epoch)
-    }
-
-    /// Keeps what was read in `epoch`, unless something changed since.
-    pub(crate) fn put(&self, epoch: u64, key: &str, value: V) {
-        let mut c = self.lock();
-        if c.epoch != epoch {
-            return;
-        }
-        if c.entries.len() >= ENTRIES {
-            c.entries.clear();
-        }
-        c.entries.insert(key.to_owned(), value);
-    }
-
-    /// Something changed: forget it all.
-    pub(crate) fn changed(&self) {
-        let mut c = self.lock();
-        c.epoch += 1;
-        c.entries.clear();
-    }
-}
+pub(crate) use coffer_storage::Cache;
 
 #[cfg(test)]
 mod tests {
