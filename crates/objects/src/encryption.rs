@@ -79,7 +79,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) struct Encryption {
     kms: Kms,
     meta: Arc<dyn MetaStore>,
-    deks: Mutex<FastMap<String, Arc<BucketKeys>>>,
+    deks: Mutex<DekCache>,
     /// Object keys cached by all buckets' `BucketKeys`.
     object_keys: Arc<AtomicUsize>,
     states: Mutex<StateCache>,
@@ -143,6 +143,14 @@ impl Drop for BucketKeys {
         let n = lock(&self.objects).len();
         self.total.fetch_sub(n, Ordering::Relaxed);
     }
+}
+
+/// Unwrapped DEKs by bucket id. Disable and delete events drop their buckets' DEKs and bump the
+/// epoch, so an unwrap that raced with such an event cannot put the DEK back.
+#[derive(Default)]
+struct DekCache {
+    entries: FastMap<String, Arc<BucketKeys>>,
+    epoch: u64,
 }
 
 /// Key states read from the KMS. An event empties a key's entry (the next request asks the KMS
@@ -289,7 +297,9 @@ impl Encryption {
             .await
             .map_err(|_| Error::KeyCrnNotFound)?;
         let dek = KeyMaterial::from_slice(&dek).map_err(|_| Error::KeyCrnNotFound)?;
-        lock(&self.deks).insert(bucket.id.clone(), BucketKeys::new(dek, self.object_keys.clone()));
+        lock(&self.deks)
+            .entries
+            .insert(bucket.id.clone(), BucketKeys::new(dek, self.object_keys.clone()));
         Ok(WrappedDek {
             ciphertext: wrapped.ciphertext,
             key_version: wrapped.key_version,
@@ -300,7 +310,7 @@ impl Encryption {
     /// Undoes `new_dek` (the bucket was not created after all), or forgets a deleted bucket.
     pub(crate) async fn release(&self, bucket: &BucketRecord) {
         let Some(root) = &bucket.root_key else { return };
-        lock(&self.deks).remove(&bucket.id);
+        lock(&self.deks).entries.remove(&bucket.id);
         let caller = service(&bucket.instance_id, &bucket.account_id);
         match self
             .kms
@@ -360,9 +370,13 @@ impl Encryption {
 
     /// The bucket's DEK, unwrapped once and then cached.
     pub(crate) async fn dek(&self, bucket: &BucketRecord) -> Result<Arc<BucketKeys>> {
-        if let Some(d) = lock(&self.deks).get(&bucket.id).cloned() {
-            return Ok(d);
-        }
+        let epoch = {
+            let deks = lock(&self.deks);
+            if let Some(d) = deks.entries.get(&bucket.id) {
+                return Ok(d.clone());
+            }
+            deks.epoch
+        };
         let root = bucket.root_key.as_ref().ok_or(Error::KeyCrnNotFound)?;
         let wrapped: WrappedDek = serde_json::from_slice(
             &self
@@ -394,7 +408,12 @@ impl Encryption {
                 .map_err(|e| Error::Corrupt(e.to_string()))?,
             self.object_keys.clone(),
         );
-        lock(&self.deks).insert(bucket.id.clone(), dek.clone());
+        // Unwrapped before the key was disabled or deleted, but done after the event dropped
+        // the bucket's DEK: this request may use it, the cache may not keep it.
+        let mut deks = lock(&self.deks);
+        if deks.epoch == epoch {
+            deks.entries.insert(bucket.id.clone(), dek.clone());
+        }
         Ok(dek)
     }
 
@@ -420,9 +439,10 @@ impl Encryption {
         }
         if matches!(event.kind, EventKind::Disable | EventKind::Delete) {
             let mut deks = lock(&self.deks);
+            deks.epoch += 1;
             for b in &buckets {
                 // Dropping the last reference zeroizes the key.
-                deks.remove(&b.id);
+                deks.entries.remove(&b.id);
             }
         }
         let mut adopted_version = None;
