@@ -57,9 +57,10 @@ pub struct WrappedDek {
     pub updated_ms: i64,
 }
 
-/// How a piece is sealed at rest (`coffer_crypto::segments`); absent for plain buckets. The
-/// byte fields are hex in the record, and arrays here: a GET reads them straight into the
-/// segment header, without a string to allocate, clone and decode on the way.
+/// How a piece is sealed at rest (`coffer_crypto::segments`); absent for plain buckets. An
+/// object record keeps it raw after its JSON ([`RAW_TAIL`]); in JSON (part records, and object
+/// records written before) the byte fields are hex. Arrays here: a GET reads them straight
+/// into the segment header, without a string to allocate, clone and decode on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PieceSeal {
     pub segment_size: u32,
