@@ -148,3 +148,65 @@ fn iam_commands_manage_identities_and_policies() {
     let (ok, _, _) = coffer(&server, &["iam", "user", "delete", &iam_id]);
     assert!(ok);
 }
+
+/// `coffer bench`, briefly, against a running server: it measures an encrypted and a plain
+/// bucket (their blobs tell them apart: only the plain one's hold the body's bytes) and
+/// reports every row it was asked for, the machine's limits and the KMS rates.
+#[test]
+fn bench_measures_an_encrypted_and_a_plain_bucket() {
+    let server = Server::start();
+    let report = json(
+        &server,
+        &[
+            "bench",
+            "--sizes",
+            "1m,4k",
+            "--seconds",
+            "0.4",
+            "--rounds",
+            "2",
+            "--concurrency",
+            "2",
+        ],
+    );
+    assert_eq!(
+        report["targets"],
+        serde_json::json!(["coffer encrypted", "coffer plain"])
+    );
+    let rows = report["rows"].as_array().unwrap();
+    for label in ["PUT 1 MiB", "GET 1 MiB", "PUT 4 KiB", "GET 4 KiB"] {
+        let row = rows.iter().find(|r| r["row"] == label).unwrap();
+        for (target, rounds) in row["rounds"].as_array().unwrap().iter().enumerate() {
+            let rounds = rounds.as_array().unwrap();
+            assert_eq!(rounds.len(), 2, "{label}");
+            assert!(
+                rounds.iter().all(|v| v.as_f64().unwrap() > 0.0),
+                "{label} {target}: {rounds:?}"
+            );
+        }
+    }
+    // Sizes not asked for are not measured.
+    let put64 = rows.iter().find(|r| r["row"] == "PUT 64 MiB").unwrap();
+    assert!(put64["values"].as_array().unwrap().iter().all(|v| v == 0.0));
+    for limit in ["md5", "aes_256_gcm", "md5_plus_aes_256_gcm"] {
+        assert!(report["limits_mb_s"][limit].as_f64().unwrap() > 0.0, "{limit}");
+    }
+    for (plane, op) in [("in_process_one_core", "wrap"), ("http", "unwrap")] {
+        assert!(
+            report["kms_ops_s"][plane][op].as_f64().unwrap() > 0.0,
+            "{plane} {op}"
+        );
+    }
+
+    // The 1 MiB bodies are one repeated byte: a plain blob holds runs of it, a sealed one none.
+    let run = [0xa5u8; 64];
+    let blobs: Vec<bool> = server
+        .files_under("blobs")
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .filter(|b| b.len() >= 1 << 20)
+        .map(|b| b.windows(run.len()).any(|w| w == run))
+        .collect();
+    assert!(blobs.iter().any(|&plain| plain), "no plain blob");
+    assert!(blobs.iter().any(|&plain| !plain), "no sealed blob");
+}
