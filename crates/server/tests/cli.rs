@@ -191,11 +191,13 @@ fn bench_measures_an_encrypted_and_a_plain_bucket() {
     for limit in ["md5", "aes_256_gcm", "md5_plus_aes_256_gcm"] {
         assert!(report["limits_mb_s"][limit].as_f64().unwrap() > 0.0, "{limit}");
     }
-    for (plane, op) in [("in_process_one_core", "wrap"), ("http", "unwrap")] {
-        assert!(
-            report["kms_ops_s"][plane][op].as_f64().unwrap() > 0.0,
-            "{plane} {op}"
-        );
+    for plane in ["in_process_one_core", "http"] {
+        for op in ["wrap", "unwrap"] {
+            assert!(
+                report["kms_ops_s"][plane][op].as_f64().unwrap() > 0.0,
+                "{plane} {op}"
+            );
+        }
     }
 
     // The 1 MiB bodies are one repeated byte: a plain blob holds runs of it, a sealed one none.
